@@ -1,0 +1,50 @@
+"""Pytest fixtures for tests against a local SeaweedFS S3 server (see seaweed.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError
+from seaweed import SeaweedServer
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedServer]:
+    """One SeaweedFS server for the whole session; identities admin, rw, ro."""
+    with SeaweedServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def admin_s3(s3_server: SeaweedServer) -> S3Client:
+    """A boto3 S3 client of the ``admin`` identity."""
+    return s3_server.client("admin")
+
+
+@pytest.fixture
+def bucket(admin_s3: S3Client) -> Iterator[str]:
+    """A fresh, empty, uniquely named bucket; emptied and deleted afterwards."""
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    admin_s3.create_bucket(Bucket=name)
+    yield name
+    _delete_bucket(admin_s3, name)
+
+
+def _delete_bucket(s3: S3Client, name: str) -> None:
+    """Best-effort removal of a bucket and everything in it."""
+    with contextlib.suppress(ClientError, BotoCoreError):
+        for upload in s3.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys: list[ObjectIdentifierTypeDef] = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        s3.delete_bucket(Bucket=name)
