@@ -1,0 +1,383 @@
+"""Fast tests of discovery, classification, keys, configuration and the dry-run oracle (no server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from hypothesis import given
+from hypothesis import strategies as st
+
+import upload_s3
+from upload_s3 import Problem, Settings, SourceFile
+
+DAY = dt.date(2022, 5, 2)
+CONFIG_VARIABLES = (
+    "BUCKET_NAME",
+    "LOCAL_DIR",
+    "RAW_ZONE_PATH",
+    "UPLOAD_DATE",
+    "AWS_ENDPOINT_URL",
+    "UPLOAD_CONCURRENCY",
+    "DRY_RUN",
+    "TZ",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
+)
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No setting from the machine leaks in, and whatever a .env file adds is removed afterwards."""
+    saved = dict(os.environ)
+    for name in CONFIG_VARIABLES:
+        os.environ.pop(name, None)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def settings_for(source: Path, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "source": source,
+        "bucket": "lake",
+        "prefix": "Raw/Local/CSV",
+        "date": DAY,
+        "endpoint_url": None,
+        "concurrency": 4,
+        "dry_run": True,
+    }
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+# --- classification and keys --------------------------------------------------------------------
+
+name_text = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="/\x00"), min_size=1)
+
+
+@given(before=name_text, movies=st.sampled_from(["movies", "MOVIES", "Movies", "mOvIeS"]), after=name_text)
+def test_a_name_containing_movies_in_any_case_is_movies(before: str, movies: str, after: str) -> None:
+    assert upload_s3.category_for(before + movies + after) == "Movies"
+
+
+@given(name=name_text)
+def test_a_name_without_movies_is_series(name: str) -> None:
+    expected = "Movies" if "movies" in name.lower() else "Series"
+    assert upload_s3.category_for(name) == expected
+
+
+def test_classification_reads_the_file_name_only() -> None:
+    assert upload_s3.category_for("series.csv") == "Series"
+    assert upload_s3.category_for("top_movies_2020.CSV") == "Movies"
+    assert upload_s3.category_for("movie.csv") == "Series"
+
+
+@given(name=name_text)
+def test_key_keeps_the_file_name_byte_for_byte(name: str) -> None:
+    key = upload_s3.object_key("Raw/Local/CSV", DAY, name)
+    assert key == f"Raw/Local/CSV/{upload_s3.category_for(name)}/2022/05/02/{name}"
+    assert key.encode("utf-8").endswith(name.encode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Raw/Local/CSV", "Raw/Local/CSV"),
+        ("/Raw/Local/CSV/", "Raw/Local/CSV"),
+        ("Raw\\Local\\CSV", "Raw/Local/CSV"),
+        ("Raw//Local", "Raw/Local"),
+        ("", ""),
+    ],
+)
+def test_prefix_is_normalized_to_slashes_without_leading_slash(raw: str, expected: str) -> None:
+    assert upload_s3.normalize_prefix(raw) == expected
+
+
+def test_empty_prefix_gives_a_key_without_leading_slash() -> None:
+    assert upload_s3.object_key("", DAY, "movies.csv") == "Movies/2022/05/02/movies.csv"
+
+
+def test_month_and_day_have_two_digits() -> None:
+    assert upload_s3.object_key("p", dt.date(2024, 1, 9), "s.csv") == "p/Series/2024/01/09/s.csv"
+
+
+@pytest.mark.parametrize("name", ["a.csv", "MOVIES.CSV", "x.Csv", "dir.with.dots.csv"])
+def test_csv_extension_in_any_case(name: str) -> None:
+    assert upload_s3.is_csv_name(name)
+
+
+@pytest.mark.parametrize("name", ["a.csv.bak", "a.txt", "csv", "a.csvx", "a.tsv"])
+def test_other_extensions_are_not_csv(name: str) -> None:
+    assert not upload_s3.is_csv_name(name)
+
+
+def test_key_problems_name_invalid_utf8_and_overlong_keys() -> None:
+    assert upload_s3.key_problem("Raw/ok.csv") is None
+    assert "UTF-8" in (upload_s3.key_problem("Raw/bad\udcff.csv") or "")
+    assert "1024" in (upload_s3.key_problem("R/" + "a" * 1100 + ".csv") or "")
+    assert upload_s3.key_problem("R/" + "é" * 511) is None  # 2 + 1022 bytes: at the limit
+
+
+def test_part_size_keeps_within_ten_thousand_parts() -> None:
+    for size in (0, 20 * upload_s3.MIB, 5 * 1024**3, 80 * 1024**3, 5 * 1024**4):
+        part = upload_s3.part_size_for(size)
+        assert part >= upload_s3.MIN_PART_SIZE
+        assert part % upload_s3.MIB == 0
+        assert -(-size // part) <= upload_s3.MAX_PARTS
+
+
+# --- discovery ----------------------------------------------------------------------------------
+
+
+def write(path: Path, text: str = "id|x\n1|2\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def found_paths(root: Path) -> list[str]:
+    return [str(item.path.relative_to(root)) for item in upload_s3.walk_csv_files(root) if isinstance(item, SourceFile)]
+
+
+def test_walk_finds_csv_files_recursively_in_a_stable_order(tmp_path: Path) -> None:
+    for relative in ["b/movies.csv", "a/deep/er/series.CSV", "top.csv", "a/notes.txt", "a/z.csv"]:
+        write(tmp_path / relative)
+    assert found_paths(tmp_path) == ["top.csv", "a/z.csv", "a/deep/er/series.CSV", "b/movies.csv"]
+
+
+def test_walk_ignores_hidden_files_and_folders(tmp_path: Path) -> None:
+    write(tmp_path / ".hidden.csv")
+    write(tmp_path / ".git" / "movies.csv")
+    write(tmp_path / "ok" / ".also-hidden" / "series.csv")
+    write(tmp_path / "ok" / "series.csv")
+    assert found_paths(tmp_path) == ["ok/series.csv"]
+
+
+def test_walk_reports_fifo_and_broken_link_without_opening_them(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.csv")
+    (tmp_path / "broken.csv").symlink_to(tmp_path / "nowhere.csv")
+    problems = [item for item in upload_s3.walk_csv_files(tmp_path) if isinstance(item, Problem)]
+    reasons = {item.path.name: item.reason for item in problems}
+    assert "not a regular file" in reasons["pipe.csv"]
+    assert "broken symbolic link" in reasons["broken.csv"]
+    assert all(item.fails_run for item in problems)
+
+
+def test_walk_follows_a_symlink_loop_only_once(tmp_path: Path) -> None:
+    write(tmp_path / "a" / "movies.csv")
+    (tmp_path / "a" / "back").symlink_to(tmp_path)
+    items = list(upload_s3.walk_csv_files(tmp_path))
+    assert [item.path.name for item in items if isinstance(item, SourceFile)] == ["movies.csv"]
+    warnings = [item for item in items if isinstance(item, Problem)]
+    assert len(warnings) == 1
+    assert not warnings[0].fails_run
+
+
+def test_walk_follows_a_symlinked_file(tmp_path: Path) -> None:
+    target = write(tmp_path / "store" / "real.txt")
+    (tmp_path / "linked_series.csv").symlink_to(target)
+    assert found_paths(tmp_path) == ["linked_series.csv"]
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def test_bucket_comes_from_flag_over_environment_over_env_file(clean_env: Path) -> None:
+    write(clean_env / ".env", "BUCKET_NAME=from-file\nRAW_ZONE_PATH=File/Prefix\n")
+    assert upload_s3.load_settings([]).bucket == "from-file"
+    os.environ["BUCKET_NAME"] = "from-env"
+    settings = upload_s3.load_settings([])
+    assert settings.bucket == "from-env"
+    assert settings.prefix == "File/Prefix"
+    assert upload_s3.load_settings(["--bucket", "from-flag"]).bucket == "from-flag"
+
+
+def test_env_file_flag_reads_another_file(clean_env: Path) -> None:
+    write(clean_env / "conf" / "prod.env", "BUCKET_NAME=prod-bucket\nUPLOAD_DATE=2021-12-31\n")
+    settings = upload_s3.load_settings(["--env-file", str(clean_env / "conf" / "prod.env")])
+    assert (settings.bucket, settings.date) == ("prod-bucket", dt.date(2021, 12, 31))
+
+
+def test_defaults(clean_env: Path) -> None:
+    settings = upload_s3.load_settings(["--bucket", "b"])
+    assert settings.source == Path("/app/data.base")
+    assert settings.prefix == "Raw/Local/CSV"
+    assert settings.date == dt.date.today()
+    assert settings.endpoint_url is None
+    assert not settings.dry_run
+    assert settings.retry_mode == "standard"
+
+
+def test_flags_override_every_setting(clean_env: Path) -> None:
+    os.environ.update({"LOCAL_DIR": "/env", "RAW_ZONE_PATH": "env", "UPLOAD_DATE": "2020-01-01"})
+    os.environ.update({"AWS_ENDPOINT_URL": "http://env", "UPLOAD_CONCURRENCY": "3"})
+    argv = ["--bucket", "b", "--source", "/flag", "--prefix", "flag", "--date", "2021-02-03"]
+    argv += ["--endpoint-url", "http://flag", "--concurrency", "7", "--dry-run"]
+    settings = upload_s3.load_settings(argv)
+    assert settings == Settings(Path("/flag"), "b", "flag", dt.date(2021, 2, 3), "http://flag", 7, True)
+
+
+def test_environment_settings_are_read(clean_env: Path) -> None:
+    os.environ.update({"BUCKET_NAME": "b", "LOCAL_DIR": "/env", "UPLOAD_DATE": "2020-01-01", "DRY_RUN": "true"})
+    os.environ.update({"AWS_ENDPOINT_URL": "http://env", "UPLOAD_CONCURRENCY": "3", "AWS_MAX_ATTEMPTS": "9"})
+    settings = upload_s3.load_settings([])
+    assert (settings.source, settings.date, settings.endpoint_url) == (
+        Path("/env"),
+        DAY.replace(2020, 1, 1),
+        "http://env",
+    )
+    assert (settings.concurrency, settings.dry_run, settings.max_attempts) == (3, True, 9)
+
+
+def test_time_zone_decides_the_date_near_midnight(clean_env: Path) -> None:
+    os.environ["TZ"] = "Pacific/Kiritimati"  # UTC+14
+    ahead = upload_s3.today_in_local_zone()
+    os.environ["TZ"] = "Pacific/Pago_Pago"  # UTC-11
+    behind = upload_s3.today_in_local_zone()
+    assert (ahead - behind).days == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, "no bucket name"),
+        (["--bucket", "b", "--date", "02/05/2022"], {}, "is not YYYY-MM-DD"),
+        (["--bucket", "b", "--concurrency", "0"], {}, "from 1 to 256"),
+        (["--bucket", "b"], {"UPLOAD_CONCURRENCY": "many"}, "from 1 to 256"),
+        (["--bucket", "b"], {"AWS_RETRY_MODE": "sometimes"}, "AWS_RETRY_MODE"),
+        (["--bucket", "b"], {"TZ": "Mars/Olympus"}, "not a time zone"),
+        (["--bucket", "b", "--env-file", "missing.env"], {}, "env file missing.env not found"),
+        (["--bucket", "b", "--nonsense"], {}, "unrecognized arguments"),
+        (["--bucket", "b", "--source", "does/not/exist"], {}, "does not exist"),
+    ],
+)
+def test_bad_configuration_is_one_line_and_exit_2(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], env: dict[str, str], expected: str
+) -> None:
+    os.environ.update(env)
+    assert upload_s3.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert expected in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_help_documents_every_flag_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert upload_s3.main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for word in ["--source", "LOCAL_DIR", "--bucket", "BUCKET_NAME", "--prefix", "RAW_ZONE_PATH", "--date"]:
+        assert word in text
+    for word in ["UPLOAD_DATE", "--endpoint-url", "AWS_ENDPOINT_URL", "--concurrency", "UPLOAD_CONCURRENCY"]:
+        assert word in text
+    for word in ["--dry-run", "DRY_RUN", "--env-file", "AWS_PROFILE", "AWS_SESSION_TOKEN"]:
+        assert word in text
+
+
+# --- the dry run as the test oracle -------------------------------------------------------------
+
+
+def test_dry_run_prints_every_key_and_touches_nothing(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = clean_env / "data"
+    write(source / "movies.csv")
+    write(source / "2022" / "series.csv")
+    write(source / "extra" / "Top MOVIES #1 +50% é.csv")
+    code = upload_s3.main(["--source", str(source), "--bucket", "lake", "--date", "2022-05-02", "--dry-run"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out == [
+        f"[dry-run] Iniciando upload de {source}/movies.csv para s3://lake/Raw/Local/CSV/Movies/2022/05/02/movies.csv",
+        f"[dry-run] Iniciando upload de {source}/2022/series.csv para s3://lake/Raw/Local/CSV/Series/2022/05/02/series.csv",
+        f"[dry-run] Iniciando upload de {source}/extra/Top MOVIES #1 +50% é.csv para "
+        "s3://lake/Raw/Local/CSV/Movies/2022/05/02/Top MOVIES #1 +50% é.csv",
+        "Processo concluído!",
+        "Resumo (dry-run, nada enviado): 3 a enviar, 0 com falha",
+    ]
+
+
+def test_dry_run_needs_no_credentials_or_network(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(clean_env / "data" / "movies.csv")
+    os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    assert upload_s3.main(["--source", str(clean_env / "data"), "--bucket", "b", "--dry-run"]) == 0
+
+
+def test_same_name_in_two_folders_fails_both_and_uploads_neither(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = clean_env / "data"
+    write(source / "a" / "movies.csv")
+    write(source / "b" / "movies.csv")
+    write(source / "series.csv")
+    assert upload_s3.main(["--source", str(source), "--bucket", "b", "--dry-run"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("Iniciando upload") == 1
+    assert "series.csv" in captured.out
+    errors = captured.err.splitlines()
+    assert len(errors) == 2
+    assert all(line.startswith("Erro ao enviar") and "same key" in line for line in errors)
+
+
+def test_empty_folder_exits_0_with_a_clear_message(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (clean_env / "empty").mkdir()
+    assert upload_s3.main(["--source", str(clean_env / "empty"), "--bucket", "b"]) == 0
+    assert "Nenhum arquivo CSV" in capsys.readouterr().out
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def test_printable_keeps_one_line_per_event() -> None:
+    assert upload_s3.printable("a\nb\tc\x1b") == "a\\nb\\tc\\x1b"
+    assert upload_s3.printable("caf\udce9.csv") == "caf\\udce9.csv"
+    assert upload_s3.printable("Les Misérables ø.csv") == "Les Misérables ø.csv"
+
+
+def test_redact_hides_every_secret_variable(clean_env: Path) -> None:
+    os.environ.update({"AWS_ACCESS_KEY_ID": "AKIAXYZ123", "AWS_SECRET_ACCESS_KEY": "s3cr3t/v4lue+x"})
+    os.environ["AWS_SESSION_TOKEN"] = "tok3n" * 10
+    text = "id AKIAXYZ123 key s3cr3t/v4lue+x token " + "tok3n" * 10
+    assert upload_s3.redact(text) == "id **** key **** token ****"
+
+
+def client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "server words"}}, "ListObjectsV2")
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (client_error("NoSuchBucket"), "bucket 'lake' does not exist"),
+        (client_error("InvalidAccessKeyId"), "credentials rejected (InvalidAccessKeyId)"),
+        (client_error("SignatureDoesNotMatch"), "AWS_SECRET_ACCESS_KEY"),
+        (client_error("ExpiredToken"), "AWS_SESSION_TOKEN"),
+        (client_error("AccessDenied"), "access denied on s3://lake/Raw/Local/CSV"),
+        (client_error("PermanentRedirect"), "AWS_REGION"),
+        (client_error("SlowDown"), "S3 answered SlowDown: server words"),
+        (NoCredentialsError(), "no usable AWS credentials"),
+        (EndpointConnectionError(endpoint_url="http://x"), "cannot reach"),
+        (PermissionError(13, "Permission denied"), "cannot read the file (Permission denied)"),
+        (upload_s3.FileChanged("changed during the upload"), "changed during the upload"),
+    ],
+)
+def test_each_error_type_has_its_message(tmp_path: Path, error: BaseException, expected: str) -> None:
+    message = upload_s3.explain(error, settings_for(tmp_path))
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_explain_never_prints_a_secret(clean_env: Path, tmp_path: Path) -> None:
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "Zsecretvalue"
+    message = upload_s3.explain(RuntimeError("boom Zsecretvalue"), settings_for(tmp_path))
+    assert "Zsecretvalue" not in message
+
+
+def test_human_bytes() -> None:
+    assert upload_s3.human_bytes(0) == "0 B"
+    assert upload_s3.human_bytes(1536) == "1.5 KiB"
+    assert upload_s3.human_bytes(3 * 1024**3) == "3.0 GiB"
