@@ -16,26 +16,20 @@ import concurrent.futures as cf
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
 import signal
 import stat
 import sys
+import tempfile
 import threading
 import time
-from collections import Counter
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    BinaryIO,
-    Callable,
-    Literal,
-    NoReturn,
-    TextIO,
-)
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Literal, NoReturn, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import boto3
@@ -57,7 +51,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -80,8 +74,10 @@ EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 TRUE_WORDS = {"1", "true", "yes", "on"}
+SHARD_INDEX_VARIABLES = ("SHARD_INDEX", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX")
 RetryMode = Literal["standard", "adaptive", "legacy"]
 RETRY_MODES: tuple[RetryMode, ...] = ("standard", "adaptive", "legacy")
+QUIET, NORMAL, VERBOSE = 0, 1, 2
 
 
 class ConfigError(Exception):
@@ -97,6 +93,23 @@ class UsageError(Exception):
 
 
 @dataclass(frozen=True)
+class Shard:
+    """This worker's share of the files: chosen by file name, so files that share a key share a shard."""
+
+    index: int = 0
+    count: int = 1
+
+    def owns(self, file_name: str) -> bool:
+        if self.count == 1:
+            return True
+        digest = hashlib.sha256(file_name.encode("utf-8", "surrogateescape")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
 class Settings:
     source: Path
     bucket: str
@@ -107,6 +120,17 @@ class Settings:
     dry_run: bool
     retry_mode: RetryMode = "standard"
     max_attempts: int = 5
+    shard: Shard = Shard()
+    manifest: bool = False
+    manifest_file: Path | None = None
+    log_format: str = "human"
+    verbosity: int = NORMAL
+    progress_interval: float = 5.0
+
+    @property
+    def records_content(self) -> bool:
+        """Manifests need each file's SHA-256, header and row count, taken while it is read for upload."""
+        return self.manifest or self.manifest_file is not None
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -131,25 +155,41 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit codes: 0 all uploaded or unchanged, 1 some files failed, 2 nothing could be done, "
         "130/143 interrupted by SIGINT/SIGTERM.",
     )
-    parser.add_argument("--source", metavar="DIR", help=f"folder to upload [LOCAL_DIR; default {DEFAULT_SOURCE}]")
-    parser.add_argument("--bucket", help="target bucket [BUCKET_NAME; required]")
-    parser.add_argument("--prefix", help=f"key prefix of the raw zone [RAW_ZONE_PATH; default {DEFAULT_PREFIX}]")
-    parser.add_argument(
-        "--date", metavar="YYYY-MM-DD", help="partition date [UPLOAD_DATE; default: today in the local time zone, TZ]"
-    )
-    parser.add_argument(
-        "--endpoint-url", metavar="URL", help="S3-compatible endpoint (MinIO, SeaweedFS, R2...) [AWS_ENDPOINT_URL]"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("--source", metavar="DIR", help=f"folder to upload [LOCAL_DIR; default {DEFAULT_SOURCE}]")
+    add("--bucket", help="target bucket [BUCKET_NAME; required]")
+    add("--prefix", help=f"key prefix of the raw zone [RAW_ZONE_PATH; default {DEFAULT_PREFIX}]")
+    add("--date", metavar="YYYY-MM-DD", help="partition date [UPLOAD_DATE; default: today in the local time zone, TZ]")
+    add("--endpoint-url", metavar="URL", help="S3-compatible endpoint (MinIO, SeaweedFS, R2...) [AWS_ENDPOINT_URL]")
+    add(
         "--concurrency",
         metavar="N",
         help=f"files and parts in flight [UPLOAD_CONCURRENCY; default {default_concurrency()} here]",
     )
-    parser.add_argument(
-        "--dry-run", action="store_true", default=None, help="print what would be uploaded; touch nothing [DRY_RUN]"
+    add("--dry-run", action="store_true", default=None, help="print what would be uploaded; touch nothing [DRY_RUN]")
+    add("--env-file", metavar="PATH", help="read settings from this file [default: ./.env if present]")
+    add(
+        "--shard",
+        metavar="INDEX/COUNT",
+        help="take only this worker's share of the files, e.g. 0/4 [SHARD_INDEX and SHARD_COUNT; the index also "
+        "from JOB_COMPLETION_INDEX (Kubernetes) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch)]",
     )
-    parser.add_argument("--env-file", metavar="PATH", help="read settings from this file [default: ./.env if present]")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add(
+        "--manifest",
+        action="store_true",
+        default=None,
+        help="write a JSON run manifest to PREFIX/_manifests/YYYY/MM/DD/<run id>.json in the bucket [MANIFEST]",
+    )
+    add("--manifest-file", metavar="PATH", help="write the run manifest to this local file too [MANIFEST_FILE]")
+    add("--log-format", choices=("human", "json"), help="human lines or one JSON object per line [LOG_FORMAT]")
+    add(
+        "--progress-interval",
+        metavar="SECONDS",
+        help="seconds between progress lines, 0 for none [PROGRESS_INTERVAL; default 5]",
+    )
+    add("--quiet", action="store_true", default=None, help="print only errors and the final summary [QUIET]")
+    add("--verbose", action="store_true", default=None, help="also print why each file was skipped [VERBOSE]")
+    add("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
@@ -171,6 +211,10 @@ def setting(flag_value: str | None, variable: str, default: str | None = None) -
         return flag_value
     env_value = os.environ.get(variable, "").strip()
     return env_value or default
+
+
+def switch(flag_value: bool | None, variable: str) -> bool:
+    return bool(flag_value) or os.environ.get(variable, "").strip().lower() in TRUE_WORDS
 
 
 def normalize_prefix(raw: str) -> str:
@@ -208,12 +252,50 @@ def parse_whole_number(text: str, name: str, low: int, high: int) -> int:
     return int(text)
 
 
+def parse_seconds(text: str, name: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(f"{name}={text!r} must be a number of seconds from 0 to 86400")
+    return seconds
+
+
 def parse_retry_mode() -> RetryMode:
     text = os.environ.get("AWS_RETRY_MODE", "").strip() or "standard"
     for mode in RETRY_MODES:
         if text == mode:
             return mode
     raise ConfigError(f"AWS_RETRY_MODE={text!r} is not one of {', '.join(RETRY_MODES)}")
+
+
+def parse_shard(flag_value: str | None) -> Shard:
+    if flag_value is not None:
+        index_text, _, count_text = flag_value.partition("/")
+    else:
+        index_text = next((os.environ[name].strip() for name in SHARD_INDEX_VARIABLES if os.environ.get(name)), "")
+        count_text = os.environ.get("SHARD_COUNT", "").strip()
+        if not index_text and not count_text:
+            return Shard()
+        if not count_text:
+            raise ConfigError("a shard index is set but SHARD_COUNT is not: set it to the number of workers")
+    count = parse_whole_number(count_text, "shard count", 1, 1_000_000)
+    return Shard(parse_whole_number(index_text or "0", "shard index", 0, count - 1), count)
+
+
+def parse_log_format(flag_value: str | None) -> str:
+    log_format = (setting(flag_value, "LOG_FORMAT", "human") or "human").lower()
+    if log_format not in ("human", "json"):
+        raise ConfigError(f"LOG_FORMAT={log_format!r} must be human or json")
+    return log_format
+
+
+def parse_verbosity(args: argparse.Namespace) -> int:
+    quiet, verbose = switch(args.quiet, "QUIET"), switch(args.verbose, "VERBOSE")
+    if quiet and verbose:
+        raise ConfigError("--quiet and --verbose contradict each other: choose one")
+    return QUIET if quiet else VERBOSE if verbose else NORMAL
 
 
 def load_settings(argv: Sequence[str] | None) -> Settings:
@@ -223,7 +305,7 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
     if not bucket:
         raise ConfigError("no bucket name: set BUCKET_NAME (environment or .env) or pass --bucket")
     date_text = setting(args.date, "UPLOAD_DATE")
-    dry_run = args.dry_run or os.environ.get("DRY_RUN", "").strip().lower() in TRUE_WORDS
+    manifest_file = setting(args.manifest_file, "MANIFEST_FILE")
     return Settings(
         source=Path(setting(args.source, "LOCAL_DIR", DEFAULT_SOURCE) or DEFAULT_SOURCE),
         bucket=bucket,
@@ -233,9 +315,17 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
         concurrency=parse_whole_number(
             setting(args.concurrency, "UPLOAD_CONCURRENCY", str(default_concurrency())) or "", "concurrency", 1, 256
         ),
-        dry_run=dry_run,
+        dry_run=switch(args.dry_run, "DRY_RUN"),
         retry_mode=parse_retry_mode(),
         max_attempts=parse_whole_number(setting(None, "AWS_MAX_ATTEMPTS", "5") or "", "AWS_MAX_ATTEMPTS", 1, 50),
+        shard=parse_shard(args.shard),
+        manifest=switch(args.manifest, "MANIFEST"),
+        manifest_file=Path(manifest_file) if manifest_file else None,
+        log_format=parse_log_format(args.log_format),
+        verbosity=parse_verbosity(args),
+        progress_interval=parse_seconds(
+            setting(args.progress_interval, "PROGRESS_INTERVAL", "5") or "", "progress interval"
+        ),
     )
 
 
@@ -335,6 +425,26 @@ def walk_csv_files(root: Path) -> Iterator[SourceFile | Problem]:
         folders.extend(reversed(subfolders))
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """What this shard will handle: file-name counts (for key collisions), files and bytes (for progress)."""
+
+    names: dict[str, int]
+    files: int
+    bytes: int
+
+
+def take_inventory(root: Path, shard: Shard) -> Inventory:
+    names: dict[str, int] = {}
+    files = size = 0
+    for item in walk_csv_files(root):
+        if isinstance(item, SourceFile) and shard.owns(item.name):
+            names[item.name] = names.get(item.name, 0) + 1
+            files += 1
+            size += item.size
+    return Inventory(names, files, size)
+
+
 # ---------------------------------------------------------------------------------------------
 # Plan
 # ---------------------------------------------------------------------------------------------
@@ -366,6 +476,10 @@ def object_key(prefix: str, date: dt.date, file_name: str) -> str:
     return date_folder(prefix, category_for(file_name), date) + file_name
 
 
+def manifest_key(settings: Settings, run_id: str) -> str:
+    return date_folder(settings.prefix, "_manifests", settings.date) + f"{run_id}.json"
+
+
 def key_problem(key: str) -> str | None:
     try:
         size = len(key.encode("utf-8"))
@@ -376,19 +490,17 @@ def key_problem(key: str) -> str | None:
     return None
 
 
-def count_file_names(root: Path) -> Counter[str]:
-    return Counter(item.name for item in walk_csv_files(root) if isinstance(item, SourceFile))
-
-
-def plan_jobs(settings: Settings, names: Counter[str], remote: dict[str, RemoteObject]) -> Iterator[Job | Problem]:
-    """One Job per uploadable file; a Problem for anything that cannot go (including key collisions)."""
+def plan_jobs(settings: Settings, names: dict[str, int], remote: dict[str, RemoteObject]) -> Iterator[Job | Problem]:
+    """One Job per uploadable file of this shard; a Problem for anything that cannot go (collisions too)."""
     for item in walk_csv_files(settings.source):
+        if not settings.shard.owns(item.path.name):
+            continue
         if isinstance(item, Problem):
             yield item
             continue
         key = object_key(settings.prefix, settings.date, item.name)
         problem = key_problem(key)
-        if problem is None and names[item.name] > 1:
+        if problem is None and names.get(item.name, 1) > 1:
             problem = f"{names[item.name]} files named {item.name!r} map to the same key {key}: rename all but one"
         yield Problem(item.path, problem) if problem else Job(item, key, remote.get(key))
 
@@ -405,9 +517,8 @@ def list_date_folders(client: S3Client, settings: Settings) -> dict[str, RemoteO
     """What is already under today's folders; doubles as the check of bucket, credentials and rights."""
     remote: dict[str, RemoteObject] = {}
     for category in ("Movies", "Series"):
-        remote.update(
-            list_remote_objects(client, settings.bucket, date_folder(settings.prefix, category, settings.date))
-        )
+        folder = date_folder(settings.prefix, category, settings.date)
+        remote.update(list_remote_objects(client, settings.bucket, folder))
     return remote
 
 
@@ -424,31 +535,12 @@ def part_size_for(size: int) -> int:
     return max(MIN_PART_SIZE, -(-needed // MIB) * MIB)
 
 
-def file_chunks(handle: BinaryIO, size: int, chunk_size: int) -> Iterator[bytes]:
-    remaining = size
-    while remaining > 0:
-        chunk = handle.read(min(chunk_size, remaining))
-        if not chunk:
-            raise FileChanged("file became shorter while it was read")
-        remaining -= len(chunk)
-        yield chunk
-    if handle.read(1):
-        raise FileChanged("file grew while it was read")
+def multipart_etag(part_digests: list[bytes]) -> str:
+    return f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(part_digests)}"
 
 
-def local_etag(source: SourceFile) -> str:
-    """The ETag S3 gives this content when uploaded by this program: MD5, or MD5 of part MD5s."""
-    with open_regular_file(source) as handle:
-        if source.size < MULTIPART_THRESHOLD:
-            return hashlib.md5(handle.read()).hexdigest()
-        part_size = part_size_for(source.size)
-        digests = [hashlib.md5(chunk).digest() for chunk in file_chunks(handle, source.size, part_size)]
-    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
-
-
-def is_unchanged(job: Job) -> bool:
-    remote = job.remote
-    return remote is not None and remote.size == job.source.size and remote.etag == local_etag(job.source)
+def is_same_content(remote: RemoteObject | None, size: int, etag: str) -> bool:
+    return remote is not None and remote.size == size and remote.etag == etag
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,13 +556,77 @@ class Interrupted(Exception):
     """A stop was requested (SIGINT/SIGTERM) before the file finished."""
 
 
+class ContentStats:
+    """SHA-256, header line, delimiter and data rows of a CSV, fed chunk by chunk as it is read for upload."""
+
+    HEADER_LIMIT = 64 * 1024
+    DELIMITERS = ("|", ",", ";", "\t")
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.newlines = 0
+        self.last_byte = b""
+        self.header = bytearray()
+        self.header_done = False
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self.sha256.update(chunk)
+        self.newlines += chunk.count(b"\n")
+        self.last_byte = chunk[-1:]
+        if not self.header_done:
+            end = chunk.find(b"\n")
+            self.header += chunk if end < 0 else chunk[:end]
+            self.header_done = end >= 0 or len(self.header) >= self.HEADER_LIMIT
+            del self.header[self.HEADER_LIMIT :]
+
+    def summary(self) -> dict[str, Any]:
+        lines = self.newlines + (1 if self.last_byte not in (b"", b"\n") else 0)
+        header = bytes(self.header).rstrip(b"\r").decode("utf-8", "replace").lstrip("\ufeff")
+        counts = {delimiter: header.count(delimiter) for delimiter in self.DELIMITERS}
+        delimiter = max(counts, key=lambda candidate: counts[candidate])
+        return {
+            "sha256": self.sha256.hexdigest(),
+            "header": header if lines else None,
+            "delimiter": delimiter if counts[delimiter] else None,
+            "rows": max(lines - 1, 0),
+        }
+
+
+def feed(stats: ContentStats | None, chunk: bytes) -> None:
+    if stats is not None:
+        stats.feed(chunk)
+
+
 @dataclass
 class Outcome:
     path: Path
     status: str  # "uploaded", "skipped", "failed", "planned"
-    key: str = ""
-    bytes_sent: int = 0
+    key: str | None = None
+    size: int | None = None
     reason: str = ""
+    stats: dict[str, Any] | None = None
+
+    @property
+    def bytes_sent(self) -> int:
+        return (self.size or 0) if self.status == "uploaded" else 0
+
+
+def file_chunks(handle: BinaryIO, size: int, chunk_size: int) -> Iterator[bytes]:
+    remaining = size
+    while remaining > 0:
+        chunk = handle.read(min(chunk_size, remaining))
+        if not chunk:
+            raise FileChanged("file became shorter while it was read")
+        remaining -= len(chunk)
+        yield chunk
+    if handle.read(1):
+        raise FileChanged("file grew while it was read")
+
+
+def base64_of(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
 
 
 def open_regular_file(source: SourceFile) -> BinaryIO:
@@ -497,20 +653,18 @@ def ensure_unchanged(source: SourceFile) -> None:
         raise FileChanged("changed during the upload")
 
 
-def md5_base64(data: bytes) -> str:
-    return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
-
-
 class BufferBudget:
     """Caps the file bytes held in memory by all threads together, so memory stays flat."""
 
     def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.available = limit
         self.condition = threading.Condition()
 
     def acquire(self, amount: int) -> None:
+        # A part larger than the whole budget (files over 640 GiB) waits until the budget is free, then goes.
         with self.condition:
-            self.condition.wait_for(lambda: self.available >= amount)
+            self.condition.wait_for(lambda: self.available >= min(amount, self.limit))
             self.available -= amount
 
     def release(self, amount: int) -> None:
@@ -522,11 +676,14 @@ class BufferBudget:
 class Transfer:
     """Uploads jobs with one shared client; small files in one PUT, large ones in parallel parts."""
 
-    def __init__(self, client: S3Client, settings: Settings, stop: threading.Event) -> None:
+    def __init__(
+        self, client: S3Client, settings: Settings, stop: threading.Event, on_bytes: Callable[[int], None]
+    ) -> None:
         self.client = client
         self.settings = settings
         self.stop = stop
-        self.budget = BufferBudget(max(BUFFER_BUDGET, 2 * part_size_for(0)))
+        self.on_bytes = on_bytes
+        self.budget = BufferBudget(BUFFER_BUDGET)
         self.part_pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="part")
         self.uses_crc32 = getattr(client.meta.config, "request_checksum_calculation", "") == "when_supported"
 
@@ -536,20 +693,91 @@ class Transfer:
     def __exit__(self, *exc_info: object) -> None:
         self.part_pool.shutdown(wait=True)
 
-    def put_small_file(self, job: Job) -> None:
+    def upload(self, job: Job, announce: Callable[[Job], None]) -> Outcome:
+        """Upload one job, or skip it when unchanged; every error becomes a failed Outcome."""
+        stats = ContentStats() if self.settings.records_content else None
+        try:
+            if self.stop.is_set():
+                raise Interrupted()
+            if job.source.size < MULTIPART_THRESHOLD:
+                status = self.upload_small_file(job, announce, stats)
+            else:
+                status = self.upload_large_file(job, announce, stats)
+            ensure_unchanged(job.source)
+            return Outcome(job.source.path, status, job.key, job.source.size, stats=stats.summary() if stats else None)
+        except Exception as error:  # noqa: BLE001 - one bad file must never stop the others
+            return Outcome(job.source.path, "failed", job.key, job.source.size, explain(error, self.settings))
+
+    def upload_small_file(self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None) -> str:
         self.budget.acquire(job.source.size)
         try:
             with open_regular_file(job.source) as handle:
                 data = b"".join(file_chunks(handle, job.source.size, job.source.size or 1))
+            feed(stats, data)
+            digest = hashlib.md5(data)
+            if is_same_content(job.remote, job.source.size, digest.hexdigest()):
+                self.on_bytes(job.source.size)
+                return "skipped"
+            announce(job)
             self.client.put_object(
                 Bucket=self.settings.bucket,
                 Key=job.key,
                 Body=data,
-                ContentMD5=md5_base64(data),
+                ContentMD5=base64_of(digest.digest()),
                 ContentType=CONTENT_TYPE,
             )
+            self.on_bytes(job.source.size)
+            return "uploaded"
         finally:
             self.budget.release(job.source.size)
+
+    def upload_large_file(self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None) -> str:
+        if job.remote is not None and job.remote.size == job.source.size:
+            if self.matches_remote(job, stats):
+                self.on_bytes(job.source.size)
+                return "skipped"
+            stats = None  # counted during the comparison; if the file changes after it, the upload fails
+        announce(job)
+        self.put_multipart(job, stats)
+        return "uploaded"
+
+    def matches_remote(self, job: Job, stats: ContentStats | None) -> bool:
+        digests = []
+        with open_regular_file(job.source) as handle:
+            for chunk in file_chunks(handle, job.source.size, part_size_for(job.source.size)):
+                feed(stats, chunk)
+                digests.append(hashlib.md5(chunk).digest())
+        return is_same_content(job.remote, job.source.size, multipart_etag(digests))
+
+    def put_multipart(self, job: Job, stats: ContentStats | None) -> None:
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32"} if self.uses_crc32 else {}
+        upload_id = self.client.create_multipart_upload(
+            Bucket=self.settings.bucket, Key=job.key, ContentType=CONTENT_TYPE, **extra
+        )["UploadId"]
+        try:
+            parts = self.send_parts(job, upload_id, stats)
+            ensure_unchanged(job.source)
+            self.client.complete_multipart_upload(
+                Bucket=self.settings.bucket, Key=job.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            self.abort_quietly(job.key, upload_id)
+            raise
+
+    def send_parts(self, job: Job, upload_id: str, stats: ContentStats | None) -> list[CompletedPartTypeDef]:
+        futures: list[cf.Future[CompletedPartTypeDef]] = []
+        try:
+            with open_regular_file(job.source) as handle:
+                part_size = part_size_for(job.source.size)
+                for number, chunk in enumerate(file_chunks(handle, job.source.size, part_size), start=1):
+                    if self.stop.is_set():
+                        raise Interrupted()
+                    feed(stats, chunk)
+                    self.budget.acquire(len(chunk))
+                    futures.append(self.part_pool.submit(self.send_part, upload_id, job.key, number, chunk))
+            return [future.result() for future in futures]
+        finally:
+            cf.wait(futures)
 
     def send_part(self, upload_id: str, key: str, number: int, data: bytes) -> CompletedPartTypeDef:
         try:
@@ -559,68 +787,20 @@ class Transfer:
                 UploadId=upload_id,
                 PartNumber=number,
                 Body=data,
-                ContentMD5=md5_base64(data),
+                ContentMD5=base64_of(hashlib.md5(data).digest()),
             )
         finally:
             self.budget.release(len(data))
+        self.on_bytes(len(data))
         part: CompletedPartTypeDef = {"PartNumber": number, "ETag": answer["ETag"]}
         if "ChecksumCRC32" in answer:
             part["ChecksumCRC32"] = answer["ChecksumCRC32"]
         return part
 
-    def send_parts(self, job: Job, upload_id: str) -> list[CompletedPartTypeDef]:
-        futures: list[cf.Future[CompletedPartTypeDef]] = []
-        try:
-            with open_regular_file(job.source) as handle:
-                part_size = part_size_for(job.source.size)
-                for number, chunk in enumerate(file_chunks(handle, job.source.size, part_size), start=1):
-                    if self.stop.is_set():
-                        raise Interrupted()
-                    self.budget.acquire(len(chunk))
-                    futures.append(self.part_pool.submit(self.send_part, upload_id, job.key, number, chunk))
-            return [future.result() for future in futures]
-        finally:
-            cf.wait(futures)
-
-    def put_large_file(self, job: Job) -> None:
-        extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32"} if self.uses_crc32 else {}
-        upload_id = self.client.create_multipart_upload(
-            Bucket=self.settings.bucket, Key=job.key, ContentType=CONTENT_TYPE, **extra
-        )["UploadId"]
-        try:
-            parts = self.send_parts(job, upload_id)
-            ensure_unchanged(job.source)
-            self.client.complete_multipart_upload(
-                Bucket=self.settings.bucket,
-                Key=job.key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        except BaseException:
-            self.abort_quietly(job.key, upload_id)
-            raise
-
     def abort_quietly(self, key: str, upload_id: str) -> None:
         # The file is reported as failed either way; if the abort fails too, a lifecycle rule cleans up.
         with contextlib.suppress(BotoCoreError, ClientError):
             self.client.abort_multipart_upload(Bucket=self.settings.bucket, Key=key, UploadId=upload_id)
-
-    def upload(self, job: Job, announce: Callable[[Job], None]) -> Outcome:
-        """Upload one job, or skip it when unchanged; every error becomes a failed Outcome."""
-        try:
-            if self.stop.is_set():
-                raise Interrupted()
-            if is_unchanged(job):
-                return Outcome(job.source.path, "skipped", job.key)
-            announce(job)
-            if job.source.size < MULTIPART_THRESHOLD:
-                self.put_small_file(job)
-            else:
-                self.put_large_file(job)
-            ensure_unchanged(job.source)
-            return Outcome(job.source.path, "uploaded", job.key, job.source.size)
-        except Exception as error:  # noqa: BLE001 - one bad file must never stop the others
-            return Outcome(job.source.path, "failed", job.key, reason=explain(error, self.settings))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -705,6 +885,10 @@ def human_bytes(amount: float) -> str:
     return f"{amount:.1f} GiB"
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 @dataclass
 class Tally:
     uploaded: int = 0
@@ -712,66 +896,261 @@ class Tally:
     failed: int = 0
     planned: int = 0
     bytes_sent: int = 0
+    files_done: int = 0
+    bytes_done: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
-class Reporter:
-    """Console lines of the challenge (in Portuguese), flushed at once and safe across threads."""
+class ManifestWriter:
+    """The run's lineage record; file entries go to a temporary file so memory does not grow with their number."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings, run_id: str) -> None:
         self.settings = settings
-        self.tally = Tally()
+        self.run_id = run_id
+        self.started_at = utc_now()
+        self.entries = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed by write()
         self.lock = threading.Lock()
 
-    def line(self, text: str, stream: TextIO | None = None) -> None:
+    def add(self, outcome: Outcome) -> None:
+        stats = outcome.stats or {"sha256": None, "header": None, "delimiter": None, "rows": None}
+        entry = {
+            "path": os.path.relpath(outcome.path, self.settings.source),
+            "key": outcome.key,
+            "size": outcome.size,
+            "status": outcome.status,
+            "reason": outcome.reason or None,
+            **stats,
+        }
         with self.lock:
-            print(redact(text), file=stream or sys.stdout, flush=True)
+            self.entries.write(json.dumps(entry, ensure_ascii=True) + "\n")
+
+    def run_record(self, tally: Tally) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "manifest_version": 1,
+            "run": {
+                "id": self.run_id,
+                "started_at": self.started_at.isoformat(timespec="seconds"),
+                "ended_at": utc_now().isoformat(timespec="seconds"),
+                "program": "upload_s3",
+                "version": __version__,
+                "source": str(settings.source),
+                "bucket": settings.bucket,
+                "prefix": settings.prefix,
+                "date": settings.date.isoformat(),
+                "shard": {"index": settings.shard.index, "count": settings.shard.count},
+            },
+            "summary": {
+                "uploaded": tally.uploaded,
+                "skipped": tally.skipped,
+                "failed": tally.failed,
+                "bytes_uploaded": tally.bytes_sent,
+            },
+        }
+
+    def write(self, handle: TextIO, tally: Tally) -> None:
+        head = json.dumps(self.run_record(tally), ensure_ascii=True, indent=1)
+        handle.write(head[: head.rindex("}")].rstrip() + ',\n "files": [')
+        self.entries.seek(0)
+        for number, line in enumerate(self.entries):
+            handle.write(("\n  " if number == 0 else ",\n  ") + line.rstrip("\n"))
+        handle.write("\n ]\n}\n")
+
+    def save(self, tally: Tally, client: S3Client | None) -> list[str]:
+        """Write the manifest where it was asked for; returns where it went."""
+        written = []
+        if self.settings.manifest_file is not None:
+            target = self.settings.manifest_file
+            partial = target.with_name(target.name + ".partial")
+            with partial.open("w", encoding="utf-8") as handle:
+                self.write(handle, tally)
+            partial.replace(target)
+            written.append(str(target))
+        if self.settings.manifest and client is not None:
+            key = manifest_key(self.settings, self.run_id)
+            with tempfile.TemporaryFile(mode="w+b") as buffer:
+                with open(buffer.fileno(), "w", encoding="utf-8", closefd=False) as text:
+                    self.write(text, tally)
+                buffer.seek(0)
+                client.upload_fileobj(buffer, self.settings.bucket, key, ExtraArgs={"ContentType": "application/json"})
+            written.append(f"s3://{self.settings.bucket}/{key}")
+        self.entries.close()
+        return written
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing worth telling: a human line, and the stable fields of its JSON form."""
+
+    name: str
+    text: str
+    level: str = "info"
+    path: Path | None = None
+    key: str | None = None
+    size: int | None = None
+    status: str | None = None
+    error: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @staticmethod
+    def about(outcome: Outcome, name: str, text: str, level: str = "info") -> Event:
+        error = outcome.reason or None
+        return Event(name, text, level, outcome.path, outcome.key, outcome.size, outcome.status, error)
+
+    def as_json(self) -> str:
+        record: dict[str, object] = {"time": utc_now().isoformat(timespec="milliseconds"), "level": self.level}
+        record.update({"event": self.name, "file": str(self.path) if self.path else None, "key": self.key})
+        record.update({"bytes": self.size, "status": self.status, "error": self.error, **self.extra})
+        return json.dumps(record, ensure_ascii=True)
+
+
+class Reporter:
+    """Console lines of the challenge (in Portuguese) or JSON lines; flushed at once, safe across threads."""
+
+    def __init__(self, settings: Settings | None = None, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.settings = settings
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.tally = Tally()
+        self.lock = threading.Lock()
+        self.manifest: ManifestWriter | None = None
+        self.total_files = 0
+        self.total_bytes = 0
+        self.progress_on_screen = False
+
+    @property
+    def as_json(self) -> bool:
+        return self.settings is not None and self.settings.log_format == "json"
+
+    @property
+    def verbosity(self) -> int:
+        return self.settings.verbosity if self.settings else NORMAL
+
+    @property
+    def dry_run(self) -> bool:
+        return self.settings is not None and self.settings.dry_run
+
+    def emit(self, event: Event) -> None:
+        if self.verbosity == QUIET and event.level == "info" and event.name not in ("done", "summary"):
+            return
+        line = redact(event.as_json() if self.as_json else event.text)
+        self.write_line(line, self.err if event.level in ("error", "warning") else self.out)
+
+    def write_line(self, line: str, stream: TextIO) -> None:
+        with self.lock:
+            if self.progress_on_screen:
+                self.out.write("\r\x1b[K")
+                self.progress_on_screen = False
+            print(line, file=stream, flush=True)
 
     def fatal(self, message: str) -> None:
-        self.line(f"upload_s3: error: {printable(redact(message))}", sys.stderr)
+        message = printable(message)
+        self.emit(Event("fatal", f"upload_s3: error: {message}", "error", error=message))
 
-    def url(self, key: str) -> str:
+    def url(self, key: str | None) -> str:
         assert self.settings is not None
-        return printable(f"s3://{self.settings.bucket}/{key}")
+        return printable(f"s3://{self.settings.bucket}/{key or ''}")
 
     def announce(self, job: Job) -> None:
-        marker = "[dry-run] " if self.settings and self.settings.dry_run else ""
-        self.line(f"{marker}Iniciando upload de {printable(str(job.source.path))} para {self.url(job.key)}")
+        marker, status = ("[dry-run] ", "planned") if self.dry_run else ("", "started")
+        text = f"{marker}Iniciando upload de {printable(str(job.source.path))} para {self.url(job.key)}"
+        self.emit(Event("start", text, path=job.source.path, key=job.key, size=job.source.size, status=status))
 
     def problem(self, problem: Problem) -> None:
+        reason = printable(problem.reason)
         if problem.fails_run:
-            self.tally.failed += 1
-            self.line(f"Erro ao enviar {printable(str(problem.path))}: {printable(problem.reason)}", sys.stderr)
+            self.outcome(Outcome(problem.path, "failed", reason=reason))
         else:
-            self.line(f"Aviso: {printable(str(problem.path))}: {printable(problem.reason)}", sys.stderr)
+            text = f"Aviso: {printable(str(problem.path))}: {reason}"
+            self.emit(Event("warning", text, "warning", problem.path, error=reason))
 
     def outcome(self, outcome: Outcome) -> None:
+        self.count(outcome)
+        if self.manifest is not None:
+            self.manifest.add(outcome)
         local = printable(str(outcome.path))
         if outcome.status == "uploaded":
-            self.tally.uploaded += 1
-            self.tally.bytes_sent += outcome.bytes_sent
-            self.line(f"Arquivo enviado: {local} -> {self.url(outcome.key)}")
+            self.emit(Event.about(outcome, "uploaded", f"Arquivo enviado: {local} -> {self.url(outcome.key)}"))
         elif outcome.status == "skipped":
-            self.tally.skipped += 1
-            self.line(f"Arquivo sem alterações, ignorado: {local} = {self.url(outcome.key)}")
-        elif outcome.status == "planned":
-            self.tally.planned += 1
-        else:
-            self.tally.failed += 1
-            self.line(f"Erro ao enviar {local}: {outcome.reason}", sys.stderr)
+            why = " (same size and ETag as the object in the bucket)" if self.verbosity == VERBOSE else ""
+            text = f"Arquivo sem alterações, ignorado: {local} = {self.url(outcome.key)}{why}"
+            self.emit(Event.about(outcome, "skipped", text))
+        elif outcome.status == "failed":
+            self.emit(Event.about(outcome, "failed", f"Erro ao enviar {local}: {outcome.reason}", "error"))
+
+    def count(self, outcome: Outcome) -> None:
+        with self.lock:
+            tally = self.tally
+            setattr(tally, outcome.status, getattr(tally, outcome.status) + 1)  # statuses name Tally's counters
+            tally.bytes_sent += outcome.bytes_sent
+            tally.files_done += 1
+
+    def expect(self, files: int, size: int) -> None:
+        self.total_files, self.total_bytes = files, size
+
+    def add_bytes(self, amount: int) -> None:
+        with self.lock:
+            self.tally.bytes_done += amount
+
+    def progress(self) -> None:
+        tally, elapsed = self.tally, max(time.monotonic() - self.tally.started, 1e-6)
+        rate = tally.bytes_done / elapsed
+        left = (self.total_bytes - tally.bytes_done) / rate if rate else None
+        text = (
+            f"Progresso: {tally.files_done}/{self.total_files} arquivos, {human_bytes(tally.bytes_done)} de "
+            f"{human_bytes(self.total_bytes)}, {human_bytes(rate)}/s, "
+            + (f"faltam ~{left:.0f} s" if left is not None else "calculando o tempo restante")
+        )
+        if not self.as_json and self.out.isatty():
+            with self.lock:
+                self.out.write("\r" + text + "\x1b[K")
+                self.out.flush()
+                self.progress_on_screen = True
+            return
+        numbers: dict[str, object] = {"files_done": tally.files_done, "files_total": self.total_files}
+        numbers.update({"bytes_done": tally.bytes_done, "bytes_total": self.total_bytes})
+        numbers.update({"bytes_per_second": round(rate), "seconds_left": left and round(left, 1)})
+        self.emit(Event("progress", text, extra=numbers))
 
     def summary(self) -> None:
         tally = self.tally
         seconds = time.monotonic() - tally.started
-        self.line("Processo concluído!")
-        if self.settings and self.settings.dry_run:
-            self.line(f"Resumo (dry-run, nada enviado): {tally.planned} a enviar, {tally.failed} com falha")
+        self.emit(Event("done", "Processo concluído!"))
+        if self.dry_run:
+            text = f"Resumo (dry-run, nada enviado): {tally.planned} a enviar, {tally.failed} com falha"
+            self.emit(Event("summary", text, extra={"planned": tally.planned, "failed": tally.failed}))
             return
-        self.line(
-            f"Resumo: {tally.uploaded} enviados, {tally.skipped} ignorados sem alterações, "
-            f"{tally.failed} com falha; {tally.bytes_sent} bytes ({human_bytes(tally.bytes_sent)}) "
-            f"enviados em {seconds:.1f} s"
+        text = (
+            f"Resumo: {tally.uploaded} enviados, {tally.skipped} ignorados sem alterações, {tally.failed} com falha; "
+            f"{tally.bytes_sent} bytes ({human_bytes(tally.bytes_sent)}) enviados em {seconds:.1f} s"
         )
+        counts: dict[str, object] = {"uploaded": tally.uploaded, "skipped": tally.skipped, "failed": tally.failed}
+        counts.update({"bytes_sent": tally.bytes_sent, "seconds": round(seconds, 3)})
+        self.emit(Event("summary", text, extra=counts))
+
+
+class ProgressTicker:
+    """A progress line every few seconds while files are uploaded."""
+
+    def __init__(self, reporter: Reporter, interval: float) -> None:
+        self.reporter = reporter
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.tick, name="progress", daemon=True)
+
+    def tick(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.reporter.progress()
+
+    def __enter__(self) -> ProgressTicker:
+        if self.interval > 0 and self.reporter.verbosity != QUIET:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -802,14 +1181,14 @@ class StopOnSignal:
         self.event.set()
 
 
-def report_plan(settings: Settings, reporter: Reporter, names: Counter[str]) -> None:
-    """Dry run: the lines a real run would start with, and every problem; nothing is contacted."""
-    for item in plan_jobs(settings, names, remote={}):
+def report_plan(settings: Settings, reporter: Reporter, inventory: Inventory) -> None:
+    """Dry run (or nothing to upload): the lines a real run would start with, and every problem."""
+    for item in plan_jobs(settings, inventory.names, remote={}):
         if isinstance(item, Problem):
             reporter.problem(item)
         else:
             reporter.announce(item)
-            reporter.outcome(Outcome(item.source.path, "planned", item.key))
+            reporter.outcome(Outcome(item.source.path, "planned", item.key, item.source.size))
 
 
 def collect(reporter: Reporter, done: set[cf.Future[Outcome]]) -> None:
@@ -817,16 +1196,27 @@ def collect(reporter: Reporter, done: set[cf.Future[Outcome]]) -> None:
         reporter.outcome(future.result())
 
 
-def upload_all(settings: Settings, reporter: Reporter, names: Counter[str], stop: threading.Event) -> None:
+def connect(settings: Settings) -> tuple[S3Client, dict[str, RemoteObject]]:
+    """A client, what is already in today's folders, and proof that we may write; any failure is fatal."""
     try:
         client = make_s3_client(settings)
         remote = list_date_folders(client, settings)
         check_write_access(client, settings)
     except (BotoCoreError, ClientError) as error:
         raise FatalError(explain(error, settings)) from None
+    return client, remote
+
+
+def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> S3Client:
+    client, remote = connect(settings)
     pending: set[cf.Future[Outcome]] = set()
-    with Transfer(client, settings, stop) as transfer, cf.ThreadPoolExecutor(settings.concurrency) as pool:
-        for item in plan_jobs(settings, names, remote):
+    transfer = Transfer(client, settings, stop, reporter.add_bytes)
+    with (
+        transfer,
+        cf.ThreadPoolExecutor(settings.concurrency) as pool,
+        ProgressTicker(reporter, settings.progress_interval),
+    ):
+        for item in plan_jobs(settings, inventory.names, remote):
             if isinstance(item, Problem):
                 reporter.problem(item)
                 continue
@@ -837,19 +1227,43 @@ def upload_all(settings: Settings, reporter: Reporter, names: Counter[str], stop
         while pending:
             done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
             collect(reporter, done)
+    return client
+
+
+def save_manifest(reporter: Reporter, manifest: ManifestWriter, client: S3Client | None) -> None:
+    try:
+        for place in manifest.save(reporter.tally, client):
+            reporter.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
+    except (BotoCoreError, ClientError, OSError) as error:
+        reporter.tally.failed += 1
+        message = explain(error, manifest.settings)
+        reporter.emit(
+            Event("failed", f"Erro ao gravar o manifesto: {message}", "error", status="failed", error=message)
+        )
+
+
+def new_run_id(settings: Settings) -> str:
+    shard = f"-shard{settings.shard.index}of{settings.shard.count}" if settings.shard.count > 1 else ""
+    return f"{utc_now():%Y%m%dT%H%M%SZ}{shard}-{uuid.uuid4().hex[:8]}"
 
 
 def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
     check_source_folder(settings.source)
-    names = count_file_names(settings.source)
-    if not names:
-        reporter.line(f"Nenhum arquivo CSV para enviar em {printable(str(settings.source))}")
-    if settings.dry_run or not names:
-        report_plan(settings, reporter, names)
+    inventory = take_inventory(settings.source, settings.shard)
+    reporter.expect(inventory.files, inventory.bytes)
+    if settings.records_content and not settings.dry_run:
+        reporter.manifest = ManifestWriter(settings, new_run_id(settings))
+    if not inventory.files:
+        reporter.emit(Event("no_files", f"Nenhum arquivo CSV para enviar em {printable(str(settings.source))}"))
+    client = None
+    if settings.dry_run or not (inventory.files or settings.manifest):
+        report_plan(settings, reporter, inventory)
     else:
-        upload_all(settings, reporter, names, stop)
+        client = upload_all(settings, reporter, inventory, stop)
     if stop.is_set():
-        reporter.line("Execução interrompida: nenhum arquivo novo foi iniciado depois do sinal")
+        reporter.emit(Event("interrupted", "Execução interrompida: nenhum arquivo novo foi iniciado depois do sinal"))
+    if reporter.manifest is not None:
+        save_manifest(reporter, reporter.manifest, client)
     reporter.summary()
     return EXIT_SOME_FAILED if reporter.tally.failed else EXIT_OK
 
