@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -157,6 +157,8 @@ class SeaweedServer:
     server can be started on the same data; by default a temporary directory is
     used and removed.  ``creds``: identity -> (access key, secret key), to reuse
     the credentials of an earlier server; random ones by default.
+    ``extra_args``: more ``weed mini`` options, put last so that they win over
+    the defaults here (e.g. ``["-idleTimeout=30"]``).
     """
 
     def __init__(
@@ -165,10 +167,12 @@ class SeaweedServer:
         *,
         creds: Mapping[str, tuple[str, str]] | None = None,
         start_timeout: float = 60.0,
+        extra_args: Sequence[str] = (),
         weed: str | None = None,
     ) -> None:
         self.weed = weed or find_weed()
         self.start_timeout = start_timeout
+        self.extra_args = list(extra_args)
         self.creds: dict[str, tuple[str, str]] = {}
         for name in IDENTITIES:
             if creds is not None and name in creds:
@@ -233,9 +237,12 @@ class SeaweedServer:
             "-admin.ui=false",
             # No grace period for (non-existent) other nodes: stops in ~1 s, not ~2 s.
             "-volume.preStopSeconds=0",
+            # Internal keep-alive connections that never carried a request hold up
+            # the volume server's shutdown until they time out (30 s by default).
+            "-idleTimeout=10",
         ]
         args += [f"-{option}={port}" for option, port in self.ports.items()]
-        return args
+        return args + self.extra_args
 
     # -- life cycle --------------------------------------------------------
 

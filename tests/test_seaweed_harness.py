@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import glob
-import os
 import http.client
+import os
 from typing import TYPE_CHECKING
 
 import pytest
