@@ -345,6 +345,22 @@ def test_redact_hides_every_secret_variable(clean_env: Path) -> None:
     assert upload_s3.redact(text) == "id **** key **** token ****"
 
 
+def test_redact_hides_the_query_of_presigned_urls(clean_env: Path) -> None:
+    url = "http://127.0.0.1:8333/lake/k.csv?X-Amz-Credential=AKIAROLE%2F2024&X-Amz-Security-Token=tok&X-Amz-Signature=ab"
+    assert upload_s3.redact(f"cannot reach {url} now") == "cannot reach http://127.0.0.1:8333/lake/k.csv?... now"
+
+
+def test_error_responses_become_client_errors_and_transient_ones_are_retried() -> None:
+    body = b"<?xml version='1.0'?><Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>"
+    slow = upload_s3.error_from_response(503, body, "PutObject")
+    assert slow.response["Error"] == {"Code": "SlowDown", "Message": "Reduce your rate"}
+    assert upload_s3.is_transient(slow)
+    assert upload_s3.is_transient(upload_s3.error_from_response(500, b"", "PutObject"))
+    assert not upload_s3.is_transient(upload_s3.error_from_response(400, b"<Code>BadDigest</Code>", "PutObject"))
+    assert not upload_s3.is_transient(upload_s3.error_from_response(403, b"<Code>AccessDenied</Code>", "PutObject"))
+    assert upload_s3.is_transient(EndpointConnectionError(endpoint_url="http://x"))
+
+
 def client_error(code: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": "server words"}}, "ListObjectsV2")
 
