@@ -72,6 +72,9 @@ MIN_PART_SIZE = 8 * MIB
 MAX_PARTS = 10_000
 MAX_KEY_BYTES = 1024
 BUFFER_BUDGET = 64 * MIB  # bytes of file content held in memory at once, across all threads
+STOP_GRACE_SECONDS = 5.0  # after SIGINT/SIGTERM, how long files in flight may still finish (docker stop gives 10)
+ABORT_GRACE_SECONDS = 2.0  # then how long aborting their multipart uploads may take
+NOT_STARTED = "not sent: the run was interrupted before it started"
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -356,6 +359,7 @@ def make_s3_client(settings: Settings) -> S3Client:
         connect_timeout=10,
         read_timeout=60,
         user_agent_extra=f"upload_s3/{__version__}",
+        signature_version="s3v4",  # presigned URLs would otherwise use SigV2, which AWS refuses in most places
     )
     session = botocore.session.Session()
     # Listings only need keys, sizes and ETags; parsing every LastModified with dateutil cost 0.5 ms an object.
@@ -736,7 +740,7 @@ class PresignedSender:
                 if attempt >= self.max_attempts or not is_transient(error):
                     raise
             if self.stop.wait(random.uniform(0, min(20.0, 2.0**attempt))):  # noqa: S311 - jitter, not secrecy
-                raise Interrupted()
+                raise Interrupted("not sent: the run was interrupted while a failed request waited to be retried")
             attempt += 1
 
     def send(self, url: str, body: bytes, headers: dict[str, str], operation: str) -> str:
@@ -759,12 +763,33 @@ class Transfer:
         self.budget = BufferBudget(BUFFER_BUDGET)
         self.part_pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="part")
         self.sender = PresignedSender(client, settings.max_attempts, stop)
+        self.lock = threading.Lock()
+        self.open_uploads: dict[str, str] = {}  # key -> multipart upload id, until completed or aborted
 
-    def __enter__(self) -> Transfer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.part_pool.shutdown(wait=True)
+    def close(self, reporter: Reporter) -> None:
+        """Shut the part pool; after a signal, abort the multipart uploads still open, in bounded time."""
+        stopped = self.stop.is_set()
+        self.part_pool.shutdown(wait=not stopped, cancel_futures=True)
+        with self.lock:
+            unfinished = dict(self.open_uploads)
+        aborts = [threading.Thread(target=self.abort_quietly, args=item, daemon=True) for item in unfinished.items()]
+        for thread in aborts:
+            thread.start()
+        deadline = time.monotonic() + ABORT_GRACE_SECONDS
+        for thread in aborts:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            left_open = dict(self.open_uploads)
+        for key, upload_id in left_open.items():
+            reporter.emit(
+                Event(
+                    "warning",
+                    f"Aviso: multipart upload {upload_id} of {printable(key)} could not be "
+                    "aborted; a lifecycle rule for incomplete uploads will remove it",
+                    "warning",
+                    key=key,
+                )
+            )
 
     def upload(self, job: Job, announce: Callable[[Job], None]) -> Outcome:
         """Upload one job, or skip it when unchanged; every error becomes a failed Outcome."""
@@ -821,12 +846,16 @@ class Transfer:
         upload_id = self.client.create_multipart_upload(
             Bucket=self.settings.bucket, Key=job.key, ContentType=CONTENT_TYPE
         )["UploadId"]
+        with self.lock:
+            self.open_uploads[job.key] = upload_id
         try:
             parts = self.send_parts(job, upload_id, stats)
             ensure_unchanged(job.source)
             self.client.complete_multipart_upload(
                 Bucket=self.settings.bucket, Key=job.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
+            with self.lock:
+                del self.open_uploads[job.key]
         except BaseException:
             self.abort_quietly(job.key, upload_id)
             raise
@@ -838,7 +867,7 @@ class Transfer:
                 part_size = part_size_for(job.source.size)
                 for number, chunk in enumerate(file_chunks(handle, job.source.size, part_size), start=1):
                     if self.stop.is_set():
-                        raise Interrupted()
+                        raise Interrupted("not sent: the run was interrupted during the upload, which was aborted")
                     feed(stats, chunk)
                     self.budget.acquire(len(chunk))
                     futures.append(self.part_pool.submit(self.send_part, upload_id, job.key, number, chunk))
@@ -859,6 +888,8 @@ class Transfer:
         # The file is reported as failed either way; if the abort fails too, a lifecycle rule cleans up.
         with contextlib.suppress(BotoCoreError, ClientError):
             self.client.abort_multipart_upload(Bucket=self.settings.bucket, Key=key, UploadId=upload_id)
+            with self.lock:
+                self.open_uploads.pop(key, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -931,7 +962,7 @@ def explain(error: BaseException, settings: Settings) -> str:
     elif isinstance(error, FileChanged):
         text = f"file {error}; it was not reported as sent: run again once it is stable"
     elif isinstance(error, Interrupted):
-        text = "not sent: the run was interrupted"
+        text = str(error) or NOT_STARTED
     elif isinstance(error, OSError):
         text = f"cannot read the file ({error.strerror or error}): fix its permissions or remove it"
     else:
@@ -970,7 +1001,13 @@ class ManifestWriter:
         self.settings = settings
         self.run_id = run_id
         self.started_at = utc_now()
-        self.entries = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed by write()
+        try:
+            self.entries = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed by save()
+        except OSError as error:
+            raise ConfigError(
+                f"no writable temporary folder for the manifest ({error.strerror or error}): set TMPDIR, "
+                "or give the container one (docker run --tmpfs /tmp)"
+            ) from None
         self.lock = threading.Lock()
 
     def add(self, outcome: Outcome) -> None:
@@ -1239,6 +1276,8 @@ class StopOnSignal:
             signal.signal(number, handler)  # type: ignore[arg-type]
 
     def handle(self, number: int, frame: FrameType | None) -> None:
+        if self.event.is_set():  # a second Ctrl-C: the user does not want to wait for the clean end
+            os._exit(EXIT_BY_SIGNAL[signal.Signals(number)])
         self.signal_number = number
         self.event.set()
 
@@ -1258,7 +1297,7 @@ def collect(reporter: Reporter, done: set[cf.Future[Outcome]]) -> None:
         reporter.outcome(future.result())
 
 
-def connect(settings: Settings) -> tuple[S3Client, dict[str, RemoteObject]]:
+def preflight(settings: Settings) -> tuple[S3Client, dict[str, RemoteObject]]:
     """A client, what is already in today's folders, and proof that we may write; any failure is fatal."""
     try:
         client = make_s3_client(settings)
@@ -1269,26 +1308,82 @@ def connect(settings: Settings) -> tuple[S3Client, dict[str, RemoteObject]]:
     return client, remote
 
 
-def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> S3Client:
-    client, remote = connect(settings)
-    pending: set[cf.Future[Outcome]] = set()
+def preflight_unless_stopped(settings: Settings, stop: threading.Event) -> tuple[S3Client, dict[str, RemoteObject]]:
+    # In a daemon thread, so that a signal during a hung first request still ends the run at once.
+    results: list[tuple[S3Client, dict[str, RemoteObject]]] = []
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            results.append(preflight(settings))
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
+            errors.append(error)
+
+    thread = threading.Thread(target=attempt, name="preflight", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        if stop.wait(0.1):
+            raise Interrupted()
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+def report_not_started(settings: Settings, reporter: Reporter, inventory: Inventory) -> None:
+    for item in plan_jobs(settings, inventory.names, remote={}):
+        if isinstance(item, Problem):
+            reporter.problem(item)
+        else:
+            reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
+
+
+def wait_for_some(pending: dict[cf.Future[Outcome], Job], reporter: Reporter, timeout: float) -> None:
+    done, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+    for future in done:
+        del pending[future]
+        reporter.outcome(future.result())
+
+
+def finish_in_flight(pending: dict[cf.Future[Outcome], Job], reporter: Reporter, stop: threading.Event) -> None:
+    """Wait for the files in flight; after a signal, only STOP_GRACE_SECONDS, then report the rest as not sent."""
+    deadline: float | None = None
+    while pending:
+        if stop.is_set() and deadline is None:
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        wait_for_some(pending, reporter, 0.2 if deadline is not None else 0.5)
+    for job in pending.values():
+        reason = "interrupted while it was being sent; the server did not confirm it"
+        reporter.outcome(Outcome(job.source.path, "failed", job.key, job.source.size, reason))
+
+
+def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> S3Client | None:
+    try:
+        client, remote = preflight_unless_stopped(settings, stop)
+    except Interrupted:
+        report_not_started(settings, reporter, inventory)
+        return None
     transfer = Transfer(client, settings, stop, reporter.add_bytes)
-    with (
-        transfer,
-        cf.ThreadPoolExecutor(settings.concurrency) as pool,
-        ProgressTicker(reporter, settings.progress_interval),
-    ):
-        for item in plan_jobs(settings, inventory.names, remote):
-            if isinstance(item, Problem):
-                reporter.problem(item)
-                continue
-            while len(pending) >= 2 * settings.concurrency:  # bounded: 100,000 files are not queued at once
-                done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-                collect(reporter, done)
-            pending.add(pool.submit(transfer.upload, item, reporter.announce))
-        while pending:
-            done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-            collect(reporter, done)
+    pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
+    pending: dict[cf.Future[Outcome], Job] = {}
+    try:
+        with ProgressTicker(reporter, settings.progress_interval):
+            for item in plan_jobs(settings, inventory.names, remote):
+                if isinstance(item, Problem):
+                    reporter.problem(item)
+                    continue
+                while len(pending) >= 2 * settings.concurrency and not stop.is_set():  # 100,000 files: not all queued
+                    wait_for_some(pending, reporter, 0.5)
+                if stop.is_set():
+                    reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
+                    continue
+                pending[pool.submit(transfer.upload, item, reporter.announce)] = item
+            finish_in_flight(pending, reporter, stop)
+    finally:
+        # After a signal, threads stuck on a silent server are left behind; the process exits without them.
+        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+        transfer.close(reporter)
     return client
 
 
@@ -1349,4 +1444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    if exit_code in EXIT_BY_SIGNAL.values():
+        # After a signal, threads may still wait on a silent server; what they hold is already reported.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
+    sys.exit(exit_code)

@@ -346,7 +346,9 @@ def test_redact_hides_every_secret_variable(clean_env: Path) -> None:
 
 
 def test_redact_hides_the_query_of_presigned_urls(clean_env: Path) -> None:
-    url = "http://127.0.0.1:8333/lake/k.csv?X-Amz-Credential=AKIAROLE%2F2024&X-Amz-Security-Token=tok&X-Amz-Signature=ab"
+    url = (
+        "http://127.0.0.1:8333/lake/k.csv?X-Amz-Credential=AKIAROLE%2F2024&X-Amz-Security-Token=tok&X-Amz-Signature=ab"
+    )
     assert upload_s3.redact(f"cannot reach {url} now") == "cannot reach http://127.0.0.1:8333/lake/k.csv?... now"
 
 
