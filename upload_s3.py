@@ -71,7 +71,7 @@ MULTIPART_THRESHOLD = 16 * MIB
 MIN_PART_SIZE = 8 * MIB
 MAX_PARTS = 10_000
 MAX_KEY_BYTES = 1024
-BUFFER_BUDGET = 64 * MIB  # bytes of file content held in memory at once, across all threads
+BUFFER_BUDGET = 64 * MIB  # bytes of small files held in memory at once, across all threads (parts are streamed)
 STOP_GRACE_SECONDS = 5.0  # after SIGINT/SIGTERM, how long files in flight may still finish (docker stop gives 10)
 ABORT_GRACE_SECONDS = 2.0  # then how long aborting their multipart uploads may take
 NOT_STARTED = "not sent: the run was interrupted before it started"
@@ -151,7 +151,7 @@ class OneLineParser(argparse.ArgumentParser):
 def default_concurrency() -> int:
     # Uploads wait on the network far more than on the CPU: a few threads per core, capped.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(4, min(32, 8 * cores))
+    return max(16, min(64, 32 * cores))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -629,7 +629,8 @@ class Outcome:
         return (self.size or 0) if self.status == "uploaded" else 0
 
 
-def file_chunks(handle: BinaryIO, size: int, chunk_size: int) -> Iterator[bytes]:
+def file_chunks(handle: BinaryIO, size: int, chunk_size: int, whole_file: bool = True) -> Iterator[bytes]:
+    """The next `size` bytes in chunks; with whole_file, also check that nothing follows them."""
     remaining = size
     while remaining > 0:
         chunk = handle.read(min(chunk_size, remaining))
@@ -637,8 +638,71 @@ def file_chunks(handle: BinaryIO, size: int, chunk_size: int) -> Iterator[bytes]
             raise FileChanged("file became shorter while it was read")
         remaining -= len(chunk)
         yield chunk
+    if whole_file and handle.read(1):
+        raise FileChanged("file grew while it was read")
+
+
+@dataclass(frozen=True)
+class FilePart:
+    number: int
+    offset: int
+    length: int
+    md5: bytes
+
+
+def file_parts(handle: BinaryIO, size: int, stats: ContentStats | None) -> Iterator[FilePart]:
+    """The multipart parts of a file with their MD5s, read in 1 MiB blocks (stats see every byte once)."""
+    part_size = part_size_for(size)
+    for number, offset in enumerate(range(0, size, part_size), start=1):
+        length = min(part_size, size - offset)
+        digest = hashlib.md5()
+        for block in file_chunks(handle, length, MIB, whole_file=False):
+            digest.update(block)
+            feed(stats, block)
+        yield FilePart(number, offset, length, digest.digest())
     if handle.read(1):
         raise FileChanged("file grew while it was read")
+
+
+class FileSlice:
+    """One part of a file as a stream, read again (from the page cache) when sent, so it is never held whole."""
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        self.handle = path.open("rb")
+        self.offset = offset
+        self.length = length
+        self.position = 0
+        self.rewind()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __enter__(self) -> FileSlice:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.handle.close()
+
+    def rewind(self) -> None:
+        self.seek(0)
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise OSError("FileSlice only seeks from its start")
+        self.handle.seek(self.offset + position)
+        self.position = position
+        return position
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self.length - self.position if size < 0 else min(size, self.length - self.position)
+        data = self.handle.read(wanted)
+        if len(data) < wanted:
+            raise FileChanged("file became shorter while it was sent")
+        self.position += len(data)
+        return data
 
 
 def base64_of(digest: bytes) -> str:
@@ -670,17 +734,15 @@ def ensure_unchanged(source: SourceFile) -> None:
 
 
 class BufferBudget:
-    """Caps the file bytes held in memory by all threads together, so memory stays flat."""
+    """Caps the bytes of small files held in memory by all threads together, so memory stays flat."""
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
         self.available = limit
         self.condition = threading.Condition()
 
     def acquire(self, amount: int) -> None:
-        # A part larger than the whole budget (files over 640 GiB) waits until the budget is free, then goes.
         with self.condition:
-            self.condition.wait_for(lambda: self.available >= min(amount, self.limit))
+            self.condition.wait_for(lambda: self.available >= amount)
             self.available -= amount
 
     def release(self, amount: int) -> None:
@@ -723,10 +785,10 @@ class PresignedSender:
         # The client's own connection pool: same TLS verification (AWS_CA_BUNDLE), proxies and timeouts.
         self.http = client._endpoint.http_session  # type: ignore[attr-defined]
 
-    def put(self, operation: str, params: dict[str, Any], body: bytes, md5_digest: bytes) -> str:
+    def put(self, operation: str, params: dict[str, Any], body: bytes | FileSlice, md5_digest: bytes) -> str:
         """Send body; returns the ETag. Raises ClientError or botocore's connection errors like the client does."""
         content_md5 = base64_of(md5_digest)
-        headers = {"Content-MD5": content_md5}
+        headers = {"Content-MD5": content_md5, "Content-Length": str(len(body))}
         if "ContentType" in params:
             headers["Content-Type"] = params["ContentType"]
         attempt = 1
@@ -734,6 +796,8 @@ class PresignedSender:
             url = self.client.generate_presigned_url(
                 operation, Params={**params, "ContentMD5": content_md5}, ExpiresIn=PRESIGNED_URL_SECONDS
             )
+            if isinstance(body, FileSlice):
+                body.rewind()
             try:
                 return self.send(url, body, headers, operation)
             except (ClientError, HTTPClientError, BotoConnectionError) as error:
@@ -743,7 +807,7 @@ class PresignedSender:
                 raise Interrupted("not sent: the run was interrupted while a failed request waited to be retried")
             attempt += 1
 
-    def send(self, url: str, body: bytes, headers: dict[str, str], operation: str) -> str:
+    def send(self, url: str, body: bytes | FileSlice, headers: dict[str, str], operation: str) -> str:
         response = self.http.send(AWSRequest(method="PUT", url=url, data=body, headers=headers).prepare())
         if response.status_code == 200:
             return str(response.headers.get("ETag", ""))
@@ -761,6 +825,7 @@ class Transfer:
         self.stop = stop
         self.on_bytes = on_bytes
         self.budget = BufferBudget(BUFFER_BUDGET)
+        self.part_slots = threading.Semaphore(settings.concurrency)  # parts queued or in flight
         self.part_pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="part")
         self.sender = PresignedSender(client, settings.max_attempts, stop)
         self.lock = threading.Lock()
@@ -835,11 +900,8 @@ class Transfer:
         return "uploaded"
 
     def matches_remote(self, job: Job, stats: ContentStats | None) -> bool:
-        digests = []
         with open_regular_file(job.source) as handle:
-            for chunk in file_chunks(handle, job.source.size, part_size_for(job.source.size)):
-                feed(stats, chunk)
-                digests.append(hashlib.md5(chunk).digest())
+            digests = [part.md5 for part in file_parts(handle, job.source.size, stats)]
         return is_same_content(job.remote, job.source.size, multipart_etag(digests))
 
     def put_multipart(self, job: Job, stats: ContentStats | None) -> None:
@@ -861,28 +923,28 @@ class Transfer:
             raise
 
     def send_parts(self, job: Job, upload_id: str, stats: ContentStats | None) -> list[CompletedPartTypeDef]:
+        """Hash each part as the file is read once, then stream it from the file: memory stays flat at any size."""
         futures: list[cf.Future[CompletedPartTypeDef]] = []
         try:
             with open_regular_file(job.source) as handle:
-                part_size = part_size_for(job.source.size)
-                for number, chunk in enumerate(file_chunks(handle, job.source.size, part_size), start=1):
+                for part in file_parts(handle, job.source.size, stats):
                     if self.stop.is_set():
                         raise Interrupted("not sent: the run was interrupted during the upload, which was aborted")
-                    feed(stats, chunk)
-                    self.budget.acquire(len(chunk))
-                    futures.append(self.part_pool.submit(self.send_part, upload_id, job.key, number, chunk))
+                    self.part_slots.acquire()
+                    futures.append(self.part_pool.submit(self.send_part, upload_id, job, part))
             return [future.result() for future in futures]
         finally:
             cf.wait(futures)
 
-    def send_part(self, upload_id: str, key: str, number: int, data: bytes) -> CompletedPartTypeDef:
-        params = {"Bucket": self.settings.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+    def send_part(self, upload_id: str, job: Job, part: FilePart) -> CompletedPartTypeDef:
+        params = {"Bucket": self.settings.bucket, "Key": job.key, "UploadId": upload_id, "PartNumber": part.number}
         try:
-            etag = self.sender.put("upload_part", params, data, hashlib.md5(data).digest())
+            with FileSlice(job.source.path, part.offset, part.length) as body:
+                etag = self.sender.put("upload_part", params, body, part.md5)
         finally:
-            self.budget.release(len(data))
-        self.on_bytes(len(data))
-        return {"PartNumber": number, "ETag": etag}
+            self.part_slots.release()
+        self.on_bytes(part.length)
+        return {"PartNumber": part.number, "ETag": etag}
 
     def abort_quietly(self, key: str, upload_id: str) -> None:
         # The file is reported as failed either way; if the abort fails too, a lifecycle rule cleans up.
