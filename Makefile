@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint demo clean
+.PHONY: test lint demo bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +22,9 @@ test: lint
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py
 
+# The throughput benchmark (bench/README.md): installs its peers into .venv-bench itself. ARGS=--quick for a short run.
+bench:
+	$(PYTHON) bench/bench.py $(ARGS)
+
 clean:
-	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/work
