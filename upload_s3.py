@@ -667,8 +667,8 @@ def file_parts(handle: BinaryIO, size: int, stats: ContentStats | None) -> Itera
 class FileSlice:
     """One part of a file as a stream, read again (from the page cache) when sent, so it is never held whole."""
 
-    def __init__(self, path: Path, offset: int, length: int) -> None:
-        self.handle = path.open("rb")
+    def __init__(self, source: SourceFile, offset: int, length: int) -> None:
+        self.handle = open_regular_file(source)
         self.offset = offset
         self.length = length
         self.position = 0
@@ -939,7 +939,7 @@ class Transfer:
     def send_part(self, upload_id: str, job: Job, part: FilePart) -> CompletedPartTypeDef:
         params = {"Bucket": self.settings.bucket, "Key": job.key, "UploadId": upload_id, "PartNumber": part.number}
         try:
-            with FileSlice(job.source.path, part.offset, part.length) as body:
+            with FileSlice(job.source, part.offset, part.length) as body:
                 etag = self.sender.put("upload_part", params, body, part.md5)
         finally:
             self.part_slots.release()
