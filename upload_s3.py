@@ -82,7 +82,7 @@ EXIT_FATAL = 2
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-URL_QUERY = re.compile(r"(https?://[^\s?]*)\?\S*")
+URL_QUERY = re.compile(r"(https?://[^\s?\"']*)\?[^\s\"']*")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 SHARD_INDEX_VARIABLES = ("SHARD_INDEX", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX")
 RetryMode = Literal["standard", "adaptive", "legacy"]
@@ -411,6 +411,13 @@ def inspect_csv_entry(entry: os.DirEntry[str]) -> SourceFile | Problem:
     return SourceFile(path, info.st_size, info.st_mtime_ns)
 
 
+def is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:  # a link to itself, or a link in a folder that can be listed but not entered
+        return False  # then inspect_csv_entry names the problem, if it is a CSV
+
+
 def sorted_entries(folder: Path) -> list[os.DirEntry[str]]:
     with os.scandir(folder) as entries:
         return sorted((entry for entry in entries if not entry.name.startswith(".")), key=lambda entry: entry.name)
@@ -434,7 +441,7 @@ def walk_csv_files(root: Path) -> Iterator[SourceFile | Problem]:
             continue
         subfolders = []
         for entry in entries:
-            if entry.is_dir(follow_symlinks=True):
+            if is_folder(entry):
                 subfolders.append(Path(entry.path))
             elif is_csv_name(entry.name):
                 yield inspect_csv_entry(entry)
@@ -635,11 +642,11 @@ def file_chunks(handle: BinaryIO, size: int, chunk_size: int, whole_file: bool =
     while remaining > 0:
         chunk = handle.read(min(chunk_size, remaining))
         if not chunk:
-            raise FileChanged("file became shorter while it was read")
+            raise FileChanged("became shorter while it was read")
         remaining -= len(chunk)
         yield chunk
     if whole_file and handle.read(1):
-        raise FileChanged("file grew while it was read")
+        raise FileChanged("grew while it was read")
 
 
 @dataclass(frozen=True)
@@ -661,7 +668,7 @@ def file_parts(handle: BinaryIO, size: int, stats: ContentStats | None) -> Itera
             feed(stats, block)
         yield FilePart(number, offset, length, digest.digest())
     if handle.read(1):
-        raise FileChanged("file grew while it was read")
+        raise FileChanged("grew while it was read")
 
 
 class FileSlice:
@@ -700,7 +707,7 @@ class FileSlice:
         wanted = self.length - self.position if size < 0 else min(size, self.length - self.position)
         data = self.handle.read(wanted)
         if len(data) < wanted:
-            raise FileChanged("file became shorter while it was sent")
+            raise FileChanged("became shorter while it was sent")
         self.position += len(data)
         return data
 
@@ -762,8 +769,16 @@ def error_from_response(status: int, body: bytes, operation: str) -> ClientError
     return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)  # type: ignore[typeddict-item]
 
 
+def underlying(error: BaseException) -> BaseException:
+    """The error behind botocore's wrapper, when a file changed while urllib3 was streaming it."""
+    inner = error.kwargs.get("error") if isinstance(error, HTTPClientError) else None
+    return inner if isinstance(inner, FileChanged) else error
+
+
 def is_transient(error: Exception) -> bool:
     """Worth another attempt: throttling, server errors, resets and timeouts; never a TLS or auth failure."""
+    if isinstance(underlying(error), FileChanged):
+        return False
     if isinstance(error, ClientError):
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return status >= 500 or status == 429 or error.response.get("Error", {}).get("Code") in RETRYABLE_CODES
@@ -971,7 +986,10 @@ def printable(text: str) -> str:
     """One line, whatever the file name holds: control characters and undecodable bytes escaped."""
     if text.isprintable():  # the common case; lone surrogates and control characters are not printable
         return text
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:  # undecodable bytes of a file name come back as the bytes they were: \xff, not \udcff
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
@@ -1008,6 +1026,8 @@ def explain_client_error(error: ClientError, settings: Settings) -> str:
 
 def explain(error: BaseException, settings: Settings) -> str:
     """One line naming the cause and, where there is one, the fix; never a secret."""
+    error = underlying(error)
+    endpoint = settings.endpoint_url or "the S3 endpoint"
     if isinstance(error, ClientError):
         text = explain_client_error(error, settings)
     elif isinstance(error, (NoCredentialsError, PartialCredentialsError)):
@@ -1017,10 +1037,14 @@ def explain(error: BaseException, settings: Settings) -> str:
     elif isinstance(error, SSLError):
         text = "TLS certificate not trusted: for a private CA set AWS_CA_BUNDLE to its PEM file"
     elif isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
-        endpoint = settings.endpoint_url or "the S3 endpoint"
         text = f"cannot reach {endpoint}: check AWS_ENDPOINT_URL / --endpoint-url and the network"
     elif isinstance(error, ReadTimeoutError):
-        text = "the server stopped answering (read timeout); the file was not sent"
+        text = "the server stopped answering (read timeout), so the upload is not confirmed: run again to check"
+    elif isinstance(error, (HTTPClientError, BotoConnectionError)):
+        text = (
+            f"the connection to {endpoint} failed ({type(error).__name__}) on every attempt, so the upload is not "
+            "confirmed: check the network and run again"
+        )
     elif isinstance(error, FileChanged):
         text = f"file {error}; it was not reported as sent: run again once it is stable"
     elif isinstance(error, Interrupted):

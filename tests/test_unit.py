@@ -334,7 +334,7 @@ def test_empty_folder_exits_0_with_a_clear_message(clean_env: Path, capsys: pyte
 
 def test_printable_keeps_one_line_per_event() -> None:
     assert upload_s3.printable("a\nb\tc\x1b") == "a\\nb\\tc\\x1b"
-    assert upload_s3.printable("caf\udce9.csv") == "caf\\udce9.csv"
+    assert upload_s3.printable("caf\udce9.csv") == "caf\\xe9.csv"
     assert upload_s3.printable("Les Misérables ø.csv") == "Les Misérables ø.csv"
 
 
