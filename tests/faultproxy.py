@@ -1,0 +1,433 @@
+"""A fault-injecting HTTP proxy for tests: between the uploader and SeaweedFS, on 127.0.0.1.
+
+Each client connection is served by its own thread, one request at a time: the proxy reads the whole request
+(head and body, ``Content-Length`` or ``Transfer-Encoding: chunked``), asks its rule whether to inject a fault,
+and otherwise forwards the bytes unchanged (SigV4 signs the Host header) over a fresh upstream connection and
+relays the answer. Faults::
+
+    reset-before  reset the client connection (RST) without forwarding the request
+    reset-after   forward the request, then reset the client connection instead of answering
+    500 / 503     answer InternalError / SlowDown with an S3 XML error body, without forwarding
+    stall         forward the request, then hold the answer for ``stall_seconds`` before relaying it
+    corrupt       forward the request with one byte of its body changed (the bytes the server must verify)
+
+Usage::
+
+    with FaultProxy(server.endpoint) as proxy:
+        proxy.faults = every_nth(10, ["reset-before", "500"])
+        ...  # point the uploader at proxy.endpoint
+        proxy.stop_forwarding(after=5)  # the server goes away after 5 more requests
+        proxy.resume_forwarding()
+
+``tls``: an ``ssl.SSLContext`` (server side) makes the proxy terminate TLS, so ``endpoint`` is ``https://``.
+Everything is bounded: sockets time out, stalls end at :meth:`stop`, threads are daemons.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from types import TracebackType
+from typing import BinaryIO, Callable, Literal, Optional
+from urllib.parse import unquote, urlsplit
+
+from seaweed import free_port
+
+__all__ = ["Fault", "FaultProxy", "Request", "Rule", "every_nth", "first_attempts"]
+
+Fault = Literal["reset-before", "reset-after", "500", "503", "stall", "corrupt"]
+PRESIGNATURE_FIELDS = ("x-amz-", "signature=", "expires=", "awsaccesskeyid=")  # SigV4 and SigV2 query fields
+MAX_HEAD_BYTES = 64 * 1024
+IDLE_SECONDS = 60.0
+UPSTREAM_SECONDS = 30.0
+ERRORS = {
+    "500": (b"500 Internal Server Error", b"InternalError", b"We encountered an internal error. Please try again."),
+    "503": (b"503 Slow Down", b"SlowDown", b"Please reduce your request rate."),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One request as the proxy saw it: its arrival number (from 1), method, target and injected fault."""
+
+    number: int
+    method: str
+    target: str
+    authorization: str = ""  # the scheme of the Authorization header, e.g. AWS4-HMAC-SHA256
+    fault: Fault | None = None
+
+    @property
+    def path(self) -> str:
+        """The target without its query, e.g. ``/bucket/Raw/Local/CSV/Movies/2022/05/02/movies.csv``."""
+        return unquote(self.target.partition("?")[0])
+
+    @property
+    def resource(self) -> str:
+        """Method, path and query less any presigned signature: the same for every attempt of a request (a
+        presigned URL is signed anew, with a new date or expiry, for each attempt)."""
+        query = self.target.partition("?")[2].split("&")
+        kept = [field for field in query if not field.lower().startswith(PRESIGNATURE_FIELDS)]
+        return f"{self.method} {self.path}?{'&'.join(sorted(kept))}"
+
+    @property
+    def is_sigv4(self) -> bool:
+        """Signed with AWS Signature Version 4, in the Authorization header or in a presigned query."""
+        return self.authorization == "AWS4-HMAC-SHA256" or "X-Amz-Algorithm=AWS4-HMAC-SHA256" in self.target
+
+    @property
+    def is_part(self) -> bool:
+        """An UploadPart request of a multipart upload."""
+        return self.method == "PUT" and "partNumber=" in self.target
+
+
+Rule = Callable[[Request], Optional[Fault]]
+
+
+def no_faults(request: Request) -> Fault | None:
+    return None
+
+
+def every_nth(n: int, kinds: Sequence[Fault]) -> Rule:
+    """Faults on requests n, 2n, 3n... (so a share of 1/n), the kinds taking turns."""
+
+    def rule(request: Request) -> Fault | None:
+        if request.number % n:
+            return None
+        return kinds[(request.number // n - 1) % len(kinds)]
+
+    return rule
+
+
+def first_attempts(kinds: Sequence[Fault], when: Callable[[Request], bool]) -> Rule:
+    """Faults on the first attempt of each request matching ``when`` (its retries pass), kinds taking turns.
+    Rules are called one request at a time."""
+    seen: set[str] = set()
+
+    def rule(request: Request) -> Fault | None:
+        if not when(request) or request.resource in seen:
+            return None
+        seen.add(request.resource)
+        return kinds[(len(seen) - 1) % len(kinds)]
+
+    return rule
+
+
+class Closed(Exception):
+    """The peer closed the connection before a whole message arrived."""
+
+
+@dataclasses.dataclass
+class Message:
+    """An HTTP request or response: the raw bytes as received, and what the proxy needs to know of them."""
+
+    raw: bytes
+    start_line: str
+    headers: dict[str, str]
+
+    def says_close(self) -> bool:
+        return "close" in self.headers.get("connection", "").lower()
+
+
+def read_head(reader: BinaryIO) -> Message | None:
+    """The start line and headers, or None when the peer closed the connection between messages."""
+    lines: list[bytes] = []
+    while True:
+        line = reader.readline(MAX_HEAD_BYTES)
+        if not line:
+            if lines:
+                raise Closed("connection closed inside a message head")
+            return None
+        lines.append(line)
+        if line in (b"\r\n", b"\n"):
+            break
+        if sum(map(len, lines)) > MAX_HEAD_BYTES:
+            raise Closed("message head too long")
+    headers = {}
+    for line in lines[1:-1]:
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Message(b"".join(lines), lines[0].decode("latin-1").strip(), headers)
+
+
+def read_exactly(reader: BinaryIO, size: int) -> bytes:
+    data = reader.read(size)
+    if len(data) != size:
+        raise Closed("connection closed inside a message body")
+    return data
+
+
+def read_chunked(reader: BinaryIO) -> bytes:
+    """A chunked body as received, up to and including its trailer section."""
+    parts: list[bytes] = []
+    while True:
+        size_line = reader.readline(MAX_HEAD_BYTES)
+        if not size_line:
+            raise Closed("connection closed inside a chunked body")
+        parts.append(size_line)
+        size = int(size_line.split(b";")[0].strip(), 16)
+        if size == 0:
+            break
+        parts.append(read_exactly(reader, size + 2))
+    while True:  # trailer fields (botocore sends its checksum here), then an empty line
+        line = reader.readline(MAX_HEAD_BYTES)
+        if not line:
+            raise Closed("connection closed inside a chunked trailer")
+        parts.append(line)
+        if line in (b"\r\n", b"\n"):
+            return b"".join(parts)
+
+
+def is_chunked(head: Message) -> bool:
+    return "chunked" in head.headers.get("transfer-encoding", "").lower()
+
+
+def is_framed(head: Message) -> bool:
+    """The body's end is marked (chunked or Content-Length), so the connection can carry another message."""
+    return is_chunked(head) or "content-length" in head.headers
+
+
+def corrupted(head: Message, body: bytes) -> bytes:
+    """The body with one payload byte flipped: in the middle, or the first data byte of a chunked body."""
+    if not body:
+        return body
+    position = body.index(b"\n") + 1 if is_chunked(head) else len(body) // 2
+    return body[:position] + bytes([body[position] ^ 0xFF]) + body[position + 1 :]
+
+
+def read_body(reader: BinaryIO, head: Message) -> bytes:
+    """A framed body; an unframed one (only possible in a response) runs until the connection closes."""
+    if is_chunked(head):
+        return read_chunked(reader)
+    if "content-length" in head.headers:
+        return read_exactly(reader, int(head.headers["content-length"]))
+    return reader.read()
+
+
+def read_response(reader: BinaryIO, method: str) -> tuple[bytes, bool]:
+    """The final response as received (interim 1xx ones dropped: the proxy answered 100 Continue itself),
+    and whether the connection it came on may carry another exchange."""
+    while True:
+        head = read_head(reader)
+        if head is None:
+            raise Closed("upstream closed the connection without answering")
+        status = int(head.start_line.split()[1])
+        if status >= 200:
+            break
+    if method == "HEAD" or status in (204, 304):
+        return head.raw, not head.says_close()
+    return head.raw + read_body(reader, head), is_framed(head) and not head.says_close()
+
+
+def error_response(fault: Fault, method: str) -> bytes:
+    status, code, message = ERRORS[fault]
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
+        + code
+        + b"</Code><Message>"
+        + message
+        + b"</Message><RequestId>FAULTPROXY</RequestId></Error>"
+    )
+    head = (
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/xml\r\nx-amz-request-id: FAULTPROXY\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    return head if method == "HEAD" else head + body
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with SO_LINGER 0, so the peer gets a TCP RST instead of an orderly end."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class FaultProxy:
+    """See the module docstring. ``faults`` and ``stall_seconds`` may be changed at any time."""
+
+    def __init__(self, upstream: str, *, tls: ssl.SSLContext | None = None, stall_seconds: float = 5.0) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.tls = tls
+        self.port = free_port()
+        self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.faults: Rule = no_faults
+        self.stall_seconds = stall_seconds
+        self.requests: list[Request] = []
+        self.injected: Counter[str] = Counter()
+        self._down_after: int | None = None  # requests beyond this number are refused
+        self._seen = threading.Condition()
+        self._closing = threading.Event()
+        self._sockets: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._listener: socket.socket | None = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> FaultProxy:
+        self._listener = self._listen()
+        self._spawn(self._accept_loop)
+        return self
+
+    def stop(self) -> None:
+        """Close everything; stalled answers are dropped. Idempotent."""
+        self._closing.set()
+        with self._seen:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + 5
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def stop_forwarding(self, after: int = 0) -> None:
+        """Emulate the server going away once ``after`` more requests have arrived: new connections are
+        refused (the listening socket closes) and later requests on open connections are reset."""
+        with self._seen:
+            self._down_after = len(self.requests) + after
+
+    def resume_forwarding(self) -> None:
+        """The server is back: listen again on the same port and forward as before."""
+        with self._seen:
+            self._down_after = None
+
+    def wait_for(self, predicate: Callable[[Request], bool], timeout: float = 30) -> Request:
+        """The first request (seen so far or arriving within ``timeout`` seconds) matching ``predicate``."""
+        with self._seen:
+            found = self._seen.wait_for(lambda: next(filter(predicate, self.requests), None), timeout)
+        if found is None:
+            raise TimeoutError(f"no matching request within {timeout} s; saw {self.requests}")
+        return found
+
+    # -- accepting -------------------------------------------------------------------------------
+
+    def _is_down(self) -> bool:
+        with self._seen:
+            return self._down_after is not None and len(self.requests) >= self._down_after
+
+    def _listen(self) -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.05)
+        return listener
+
+    def _accept_loop(self) -> None:
+        """Owns the listening socket: closes it while the server is 'away' and reopens it after."""
+        while not self._closing.is_set():
+            if self._is_down() or self._listener is None:
+                if self._listener is not None:
+                    self._listener.close()
+                    self._listener = None
+                if not self._is_down():
+                    self._listener = self._listen()
+                self._closing.wait(0.02)
+                continue
+            try:
+                client, _ = self._listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            self._track(client)
+            self._spawn(self._serve, client)
+        if self._listener is not None:
+            self._listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads = [item for item in self._threads if item.is_alive()] + [thread]
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._seen:
+            self._sockets.add(sock)
+
+    def _untrack(self, sock: socket.socket) -> None:
+        with self._seen:
+            self._sockets.discard(sock)
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    def _serve(self, client: socket.socket) -> None:
+        """One client connection, request after request, until either side closes or a fault ends it."""
+        try:
+            client.settimeout(IDLE_SECONDS)
+            if self.tls is not None:
+                self._untrack(client)
+                client = self.tls.wrap_socket(client, server_side=True)
+                self._track(client)
+            with client.makefile("rb") as reader:
+                while not self._closing.is_set() and self._serve_one(client, reader):
+                    pass
+        except (OSError, ValueError, Closed):
+            pass  # the client went away, a handshake failed, or stop() shut the socket
+        finally:
+            self._untrack(client)
+            with contextlib.suppress(OSError):
+                client.close()
+
+    def _serve_one(self, client: socket.socket, reader: BinaryIO) -> bool:
+        """Serve one request; True when the connection stays open for another."""
+        head = read_head(reader)
+        if head is None:
+            return False
+        method, target, _ = head.start_line.split(" ", 2)
+        if "100-continue" in head.headers.get("expect", "").lower():
+            client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = read_body(reader, head) if is_framed(head) else b""
+        fault = self._register(method, target, head.headers.get("authorization", "").partition(" ")[0])
+        if fault == "reset-before":
+            reset(client)
+            return False
+        if fault in ERRORS:
+            client.sendall(error_response(fault, method))
+            return not head.says_close()
+        answer, keep_open = self._forward(head.raw + (corrupted(head, body) if fault == "corrupt" else body), method)
+        if fault == "reset-after":
+            reset(client)
+            return False
+        if fault == "stall" and self._closing.wait(self.stall_seconds):
+            return False
+        client.sendall(answer)
+        return keep_open and not head.says_close()
+
+    def _register(self, method: str, target: str, authorization: str) -> Fault | None:
+        """Number the request and record it with the fault the rule picks (a reset while 'away')."""
+        with self._seen:
+            number = len(self.requests) + 1
+            request = Request(number, method, target, authorization)
+            away = self._down_after is not None and number > self._down_after
+            fault: Fault | None = "reset-before" if away else self.faults(request)
+            self.requests.append(dataclasses.replace(request, fault=fault))
+            if fault is not None:
+                self.injected[fault] += 1
+            self._seen.notify_all()
+        return fault
+
+    def _forward(self, request: bytes, method: str) -> tuple[bytes, bool]:
+        """Send the request upstream on a fresh connection; the raw answer and whether it allows keep-alive."""
+        upstream = socket.create_connection(self.upstream, timeout=UPSTREAM_SECONDS)
+        self._track(upstream)
+        try:
+            upstream.sendall(request)
+            with upstream.makefile("rb") as reader:
+                return read_response(reader, method)
+        finally:
+            self._untrack(upstream)
+            upstream.close()

@@ -1,0 +1,457 @@
+"""Every file lands intact or is named as failed: under network faults, a vanishing server, signals, files that
+change mid-upload, a least-privilege identity and TLS with a private CA. Through the real command line, with the
+fault-injecting proxy of faultproxy.py between the uploader and SeaweedFS; the bucket is checked byte-for-byte."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+from botocore.config import Config
+from datagen import write_many, write_movies, write_series
+from faultproxy import Fault, FaultProxy, Request, every_nth, first_attempts
+from seaweed import SeaweedServer
+from test_cli import DATE, MOVIES, SCRIPT, SERIES, Run, body, keys_in, run_uploader, uploader_env
+
+import upload_s3
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MIB = 1024 * 1024
+BIG = 20 * MIB + 4321  # three parts of the uploader's 8 MiB
+NETWORK_FAULTS: list[Fault] = ["reset-before", "reset-after", "500", "503"]
+SIGNAL_DEADLINE = 10.0  # seconds from the signal to the exit: what `docker stop` allows before SIGKILL
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def key_of(path: Path) -> str:
+    return f"{MOVIES if 'movies' in path.name.lower() else SERIES}/{path.name}"
+
+
+def assert_holds_exactly(s3: S3Client, bucket: str, files: Iterable[Path]) -> None:
+    """The bucket holds these files, byte-for-byte under their keys, and nothing else."""
+    expected = {key_of(path): path for path in files}
+    assert keys_in(s3, bucket) == set(expected)
+    for key, path in expected.items():
+        assert body(s3, bucket, key) == path.read_bytes(), key
+
+
+def assert_no_multipart_uploads(s3: S3Client, bucket: str) -> None:
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def sent(run: Run) -> set[Path]:
+    """The files the run reported as sent."""
+    prefix = "Arquivo enviado: "
+    return {Path(line[len(prefix) :].split(" -> ")[0]) for line in run.out.splitlines() if line.startswith(prefix)}
+
+
+def failed(run: Run) -> dict[Path, str]:
+    """The files (or folders) the run reported as failed, with the reason given."""
+    prefix = "Erro ao enviar "
+    pairs = (line[len(prefix) :].split(": ", 1) for line in run.err.splitlines() if line.startswith(prefix))
+    return {Path(path): reason for path, reason in pairs}
+
+
+def start_uploader(
+    args: list[str], env: dict[str, str], preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[str]:
+    """The script in a subprocess, as run_uploader runs it, but not waited for (see finish)."""
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,
+    )
+
+
+def finish(server: SeaweedServer, process: subprocess.Popen[str], timeout: float) -> Run:
+    """Wait for the uploader (killing it after ``timeout`` s); the same output checks as run_uploader."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"the uploader did not exit within {timeout} s\n{out}\n{err}")
+    for access_key, secret_key in server.creds.values():
+        assert access_key not in out + err
+        assert secret_key not in out + err
+    assert "Traceback" not in out + err
+    return Run(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+
+
+def proxied_env(server: SeaweedServer, proxy: FaultProxy, bucket: str, **extra: str) -> dict[str, str]:
+    return uploader_env(server, BUCKET_NAME=bucket, UPLOAD_DATE=DATE, AWS_ENDPOINT_URL=proxy.endpoint, **extra)
+
+
+def small_files(folder: Path, count: int) -> list[Path]:
+    return write_many(folder, count, 3_000, seed=count)
+
+
+def big_file(folder: Path, size: int = BIG) -> Path:
+    path = folder / "movies_big.csv"
+    write_movies(path, size, seed=7)
+    return path
+
+
+@pytest.fixture
+def proxy(s3_server: SeaweedServer) -> Iterator[FaultProxy]:
+    with FaultProxy(s3_server.endpoint) as started:
+        yield started
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+def test_faults_on_a_tenth_of_requests_still_land_every_file_intact(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = [*small_files(tmp_path, 60), big_file(tmp_path)]
+    tenth = every_nth(10, NETWORK_FAULTS)
+    each_part_once = first_attempts(NETWORK_FAULTS, when=lambda request: request.is_part)
+    proxy.faults = lambda request: tenth(request) or each_part_once(request)
+    env = proxied_env(s3_server, proxy, bucket, AWS_MAX_ATTEMPTS="5")
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
+    assert run.code == 0, run.err
+    assert set(proxy.injected) == set(NETWORK_FAULTS)
+    assert any(request.is_part and request.fault for request in proxy.requests)
+    assert sent(run) == set(files)
+    assert run.summary().startswith("Resumo: 61 enviados, 0 ignorados sem alterações, 0 com falha")
+    assert_holds_exactly(admin_s3, bucket, files)
+    assert_no_multipart_uploads(admin_s3, bucket)
+
+
+def test_server_going_away_fails_the_rest_and_a_rerun_sends_only_what_is_missing(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = small_files(tmp_path, 16)
+    proxy.stop_forwarding(after=4 + 6)  # 2 listings and the write check (create, abort), then 6 uploads
+    env = proxied_env(s3_server, proxy, bucket, UPLOAD_CONCURRENCY="8")
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
+    assert run.code == 1
+    reasons = failed(run)
+    assert reasons and sent(run) and set(reasons) | sent(run) == set(files)
+    assert all(proxy.endpoint in reason for reason in reasons.values()), reasons  # "cannot reach <endpoint>..."
+    landed = [path for path in files if key_of(path) in keys_in(admin_s3, bucket)]
+    assert sent(run) <= set(landed)
+    assert_holds_exactly(admin_s3, bucket, landed)
+
+    proxy.resume_forwarding()
+    again = run_uploader(s3_server, ["--source", str(tmp_path)], env)
+    assert again.code == 0, again.err
+    assert sent(again) == set(files) - set(landed)
+    assert again.summary().startswith(f"Resumo: {len(files) - len(landed)} enviados, {len(landed)} ignorados")
+    assert_holds_exactly(admin_s3, bucket, files)
+
+
+@pytest.mark.parametrize("fault", ["500", "reset-after"])
+def test_a_multipart_upload_whose_parts_fail_is_aborted(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path, fault: Fault
+) -> None:
+    good = small_files(tmp_path / "small", 3)
+    big = big_file(tmp_path)
+    proxy.faults = lambda request: fault if request.is_part else None
+    env = proxied_env(s3_server, proxy, bucket, AWS_MAX_ATTEMPTS="1")
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
+    assert run.code == 1
+    assert set(failed(run)) == {big}
+    assert any(request.method == "DELETE" and "uploadId=" in request.target for request in proxy.requests)
+    assert_no_multipart_uploads(admin_s3, bucket)
+    assert_holds_exactly(admin_s3, bucket, good)
+
+
+def test_bytes_corrupted_on_the_way_are_refused_by_the_server_and_the_file_failed(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = [*small_files(tmp_path, 2), big_file(tmp_path)]
+    proxy.faults = lambda request: "corrupt" if request.method == "PUT" else None
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket))
+    assert run.code == 1
+    reasons = failed(run)
+    assert set(reasons) == set(files), run.err
+    assert all(reason.startswith("S3 answered BadDigest") for reason in reasons.values()), reasons
+    assert keys_in(admin_s3, bucket) == set()
+    assert_no_multipart_uploads(admin_s3, bucket)
+
+
+def test_every_request_is_signed_with_sigv4(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """AWS refuses Signature Version 2 on buckets created since June 2020 (SeaweedFS still takes it)."""
+    files = [*small_files(tmp_path, 2), big_file(tmp_path)]
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket))
+    assert run.code == 0, run.err
+    assert_holds_exactly(admin_s3, bucket, files)
+    assert [request for request in proxy.requests if not request.is_sigv4] == []
+
+
+# --- signals ------------------------------------------------------------------------------------
+
+
+def signal_when(
+    process: subprocess.Popen[str], proxy: FaultProxy, signum: signal.Signals, predicate: Callable[[Request], bool]
+) -> float:
+    """Send ``signum`` once a request matching ``predicate`` reaches the proxy; returns when it was sent."""
+    proxy.wait_for(predicate)
+    process.send_signal(signum)
+    return time.monotonic()
+
+
+def assert_interrupted(run: Run, code: int, elapsed: float) -> None:
+    assert run.code == code, run.out + run.err
+    assert elapsed < SIGNAL_DEADLINE
+    assert "Execução interrompida" in run.out
+    assert "Processo concluído!" in run.out
+    assert run.summary().startswith("Resumo: ")
+
+
+def test_sigint_stops_starting_files_and_reports_what_landed(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = small_files(tmp_path, 12)
+    proxy.stall_seconds = 0.5
+    proxy.faults = lambda request: "stall" if request.method == "PUT" else None
+    process = start_uploader(["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket, UPLOAD_CONCURRENCY="1"))
+    sent_at = signal_when(process, proxy, signal.SIGINT, lambda request: request.method == "PUT" and request.number > 6)
+    run = finish(s3_server, process, timeout=30)
+    assert_interrupted(run, 130, time.monotonic() - sent_at)
+    reasons = failed(run)
+    assert sent(run) and reasons and sent(run) | set(reasons) == set(files)
+    assert all("interrupted" in reason for reason in reasons.values()), reasons
+    assert_holds_exactly(admin_s3, bucket, sent(run))
+    summary = f"Resumo: {len(sent(run))} enviados, 0 ignorados sem alterações, {len(reasons)} com falha"
+    assert run.summary().startswith(summary)
+
+
+def test_sigterm_aborts_the_multipart_upload_in_flight(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    big = big_file(tmp_path)  # three parts, sent one after the other, each answered after a second
+    proxy.stall_seconds = 1
+    proxy.faults = lambda request: "stall" if request.is_part else None
+    process = start_uploader(["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket, UPLOAD_CONCURRENCY="1"))
+    sent_at = signal_when(process, proxy, signal.SIGTERM, lambda request: request.is_part)
+    run = finish(s3_server, process, timeout=30)
+    assert_interrupted(run, 143, time.monotonic() - sent_at)
+    assert set(failed(run)) == {big}
+    assert not sent(run)
+    assert keys_in(admin_s3, bucket) == set()
+    assert_no_multipart_uploads(admin_s3, bucket)
+
+
+def test_sigterm_ends_the_run_within_10_s_even_when_the_server_hangs(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = [*small_files(tmp_path / "small", 4), big_file(tmp_path)]
+    proxy.stall_seconds = 120  # longer than the uploader's read timeout: only the signal can end the wait
+    proxy.faults = lambda request: "stall" if request.method == "PUT" else None
+    process = start_uploader(["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket))
+    sent_at = signal_when(process, proxy, signal.SIGTERM, lambda request: request.is_part)
+    run = finish(s3_server, process, timeout=SIGNAL_DEADLINE + 5)
+    assert_interrupted(run, 143, time.monotonic() - sent_at)
+    assert set(failed(run)) == set(files)
+    assert_no_multipart_uploads(admin_s3, bucket)
+
+
+# --- stalls: the read timeout -------------------------------------------------------------------
+
+
+def run_in_process(
+    monkeypatch: pytest.MonkeyPatch, server: SeaweedServer, proxy: FaultProxy, bucket: str, source: Path, **env: str
+) -> int:
+    """main() in this process with a 1 s read timeout instead of the script's 60 s (not configurable)."""
+    for name, value in proxied_env(server, proxy, bucket, **env).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.chdir(source)
+
+    def short_read_timeout(**options: Any) -> Config:
+        return Config(**{**options, "read_timeout": 1})
+
+    monkeypatch.setattr(upload_s3, "Config", short_read_timeout)
+    return upload_s3.main(["--source", str(source), "--prefix", "Raw/Local/CSV", "--concurrency", "4"])
+
+
+def test_a_stalled_answer_times_out_and_is_retried(
+    s3_server: SeaweedServer,
+    admin_s3: S3Client,
+    bucket: str,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    files = small_files(tmp_path, 4)
+    proxy.stall_seconds = 3
+    proxy.faults = first_attempts(["stall"], when=lambda request: request.method == "PUT")
+    assert run_in_process(monkeypatch, s3_server, proxy, bucket, tmp_path) == 0, capsys.readouterr().err
+    assert proxy.injected["stall"] == len(files)
+    assert_holds_exactly(admin_s3, bucket, files)
+
+
+def test_a_server_that_never_answers_fails_the_file_with_a_read_timeout(
+    s3_server: SeaweedServer,
+    admin_s3: S3Client,
+    bucket: str,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stuck = tmp_path / "series_stuck.csv"
+    write_series(stuck, 5_000, seed=3)
+    good = small_files(tmp_path / "good", 2)
+    proxy.stall_seconds = 5
+    proxy.faults = lambda request: "stall" if request.path.endswith("/series_stuck.csv") else None
+    assert run_in_process(monkeypatch, s3_server, proxy, bucket, tmp_path, AWS_MAX_ATTEMPTS="2") == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        f"Erro ao enviar {stuck}: the server stopped answering (read timeout), so the upload is not confirmed: "
+        "run again to check"
+    ]
+    assert set(keys_in(admin_s3, bucket)) >= {key_of(path) for path in good}
+
+
+# --- files that change while they are sent ------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [50_000, BIG], ids=["single-put", "multipart"])
+def test_a_file_modified_during_its_upload_is_failed_not_sent(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path, size: int
+) -> None:
+    changing = big_file(tmp_path, size)
+    original = changing.read_bytes()
+    proxy.stall_seconds = 1.5
+    proxy.faults = lambda request: "stall" if request.method == "PUT" else None
+    process = start_uploader(["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket))
+    proxy.wait_for(lambda request: request.method == "PUT")
+    with changing.open("ab") as handle:
+        handle.write(b"tt9999999|late row\n")
+    run = finish(s3_server, process, timeout=60)
+    assert run.code == 1
+    assert set(failed(run)) == {changing}
+    assert failed(run)[changing].endswith("; it was not reported as sent: run again once it is stable")
+    assert not sent(run)
+    if key_of(changing) in keys_in(admin_s3, bucket):  # a single PUT may have landed: then it is the old bytes
+        assert body(admin_s3, bucket, key_of(changing)) == original
+    assert_no_multipart_uploads(admin_s3, bucket)
+
+
+# --- least privilege ----------------------------------------------------------------------------
+
+LAKE = "lake"
+
+
+class LeastPrivilegeServer(SeaweedServer):
+    """SeaweedFS with one more identity, ``uploader``: list the bucket ``lake`` and write under the raw zone only
+    (SeaweedFS's closest match to the README's policy: no Read, no Admin, nothing elsewhere)."""
+
+    ACTIONS = (f"List:{LAKE}", f"Write:{LAKE}/Raw/Local/CSV/*")
+
+    def __init__(self) -> None:
+        super().__init__(extra_args=["-idleTimeout=2"])  # its stop waits out idle connections: 2 s, not 10
+        self.creds["uploader"] = ("AKIALEAST" + secrets.token_hex(6).upper(), secrets.token_urlsafe(30))
+
+    def s3_config(self) -> dict[str, object]:
+        config = super().s3_config()
+        access_key, secret_key = self.creds["uploader"]
+        identities = cast("list[dict[str, object]]", config["identities"])
+        identities.append(
+            {
+                "name": "uploader",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": list(self.ACTIONS),
+            }
+        )
+        return config
+
+
+def test_an_identity_limited_to_list_and_write_under_the_prefix_is_enough(tmp_path: Path) -> None:
+    files = [*small_files(tmp_path, 3), big_file(tmp_path)]
+    with LeastPrivilegeServer() as server:
+        admin = server.client("admin")
+        admin.create_bucket(Bucket=LAKE)
+        env = uploader_env(server, "uploader", BUCKET_NAME=LAKE, UPLOAD_DATE=DATE)
+        run = run_uploader(server, ["--source", str(tmp_path)], env)
+        assert run.code == 0, run.err
+        assert_holds_exactly(admin, LAKE, files)
+        assert_no_multipart_uploads(admin, LAKE)
+        outside = run_uploader(server, ["--source", str(tmp_path), "--prefix", "Elsewhere"], env)
+        assert outside.code == 2
+        assert "access denied on s3://lake/Elsewhere" in outside.err
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+def openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def private_ca(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
+    """A throw-away CA (its PEM file) and a server TLS context for 127.0.0.1 signed by it."""
+    folder = tmp_path / "pki"
+    folder.mkdir()
+    ca, ca_key, cert, key, csr = (folder / name for name in ("ca.pem", "ca.key", "server.pem", "server.key", "csr"))
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=upload_s3 test CA")
+    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    extensions = folder / "server.ext"
+    extensions.write_text(
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+        encoding="ascii",
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-extfile",
+        extensions,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return ca, context
+
+
+def test_tls_is_verified_and_aws_ca_bundle_trusts_a_private_ca(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, tmp_path: Path, private_ca: tuple[Path, ssl.SSLContext]
+) -> None:
+    ca, context = private_ca
+    files = small_files(tmp_path / "data", 2)
+    with FaultProxy(s3_server.endpoint, tls=context) as tls_proxy:
+        assert tls_proxy.endpoint.startswith("https://")
+        env = proxied_env(s3_server, tls_proxy, bucket)
+        untrusted = run_uploader(s3_server, ["--source", str(tmp_path / "data")], env)
+        assert untrusted.code == 2
+        assert untrusted.err.splitlines() == [
+            "upload_s3: error: TLS certificate not trusted: for a private CA set AWS_CA_BUNDLE to its PEM file"
+        ]
+        trusted = run_uploader(s3_server, ["--source", str(tmp_path / "data")], {**env, "AWS_CA_BUNDLE": str(ca)})
+    assert trusted.code == 0, trusted.err
+    assert_holds_exactly(admin_s3, bucket, files)
