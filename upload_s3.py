@@ -72,6 +72,9 @@ MIN_PART_SIZE = 8 * MIB
 MAX_PARTS = 10_000
 MAX_KEY_BYTES = 1024
 BUFFER_BUDGET = 64 * MIB  # bytes of small files held in memory at once, across all threads (parts are streamed)
+# Parts queued or in flight across all large files. More only adds server load: on 280 MB against SeaweedFS,
+# 8 took 3.7 s and 64 took 4.8 s (medians of 3, bench data); s3transfer uses 10, s5cmd 5 per file.
+PARTS_IN_FLIGHT = 8
 STOP_GRACE_SECONDS = 5.0  # after SIGINT/SIGTERM, how long files in flight may still finish (docker stop gives 10)
 ABORT_GRACE_SECONDS = 2.0  # then how long aborting their multipart uploads may take
 NOT_STARTED = "not sent: the run was interrupted before it started"
@@ -840,7 +843,7 @@ class Transfer:
         self.stop = stop
         self.on_bytes = on_bytes
         self.budget = BufferBudget(BUFFER_BUDGET)
-        self.part_slots = threading.Semaphore(settings.concurrency)  # parts queued or in flight
+        self.part_slots = threading.Semaphore(min(settings.concurrency, PARTS_IN_FLIGHT))
         self.part_pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="part")
         self.sender = PresignedSender(client, settings.max_attempts, stop)
         self.lock = threading.Lock()
