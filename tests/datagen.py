@@ -55,24 +55,7 @@ MOVIES_HEADER: list[str] = [
     "titulosMaisConhecidos",
 ]
 
-SERIES_HEADER: list[str] = [
-    "id",
-    "tituloPincipal",
-    "tituloOriginal",
-    "anoLancamento",
-    "anoTermino",
-    "tempoMinutos",
-    "genero",
-    "notaMedia",
-    "numeroVotos",
-    "generoArtista",
-    "personagem",
-    "nomeArtista",
-    "anoNascimento",
-    "anoFalecimento",
-    "profissao",
-    "titulosMaisConhecidos",
-]
+SERIES_HEADER: list[str] = [*MOVIES_HEADER[:4], "anoTermino", *MOVIES_HEADER[4:]]
 
 NULL = "\\N"
 SEP = "|"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 from datagen import write_movies, write_series
 from seaweed import SeaweedServer
+from test_cli import body, keys_in
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -190,17 +191,6 @@ def assert_fatal(completed: subprocess.CompletedProcess[str], *words: str) -> st
     for word in words:
         assert word in lines[0]
     return lines[0]
-
-
-def keys_in(s3: S3Client, bucket: str) -> set[str]:
-    keys: set[str] = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys.update(item["Key"] for item in page.get("Contents", []))
-    return keys
-
-
-def body(s3: S3Client, bucket: str, key: str) -> bytes:
-    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, int, str]]:
