@@ -11,6 +11,11 @@ relays the answer. Faults::
     stall         forward the request, then hold the answer for ``stall_seconds`` before relaying it
     corrupt       forward the request with one byte of its body changed (the bytes the server must verify)
 
+``sink = True`` makes the proxy answer UploadPart and CompleteMultipartUpload itself (recorded with the fault
+``sink``; the rule is not asked): a part's body is read and discarded, its MD5 taken on the way, and the answer is its
+ETag; the completion gets S3's XML result. What it saw is in ``sunk_parts`` and ``completions``. Everything else is
+forwarded, so a client can upload more bytes than the server could store in test time.
+
 Usage::
 
     with FaultProxy(server.endpoint) as proxy:
@@ -25,8 +30,11 @@ Everything is bounded: sockets time out, stalls end at :meth:`stop`, threads are
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import hashlib
+import re
 import socket
 import ssl
 import struct
@@ -36,15 +44,17 @@ from collections import Counter
 from collections.abc import Sequence
 from types import TracebackType
 from typing import BinaryIO, Callable, Literal, Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape, unescape
 
 from seaweed import free_port
 
-__all__ = ["Fault", "FaultProxy", "Request", "Rule", "every_nth", "first_attempts"]
+__all__ = ["Completion", "Fault", "FaultProxy", "Request", "Rule", "SunkPart", "every_nth", "first_attempts"]
 
-Fault = Literal["reset-before", "reset-after", "500", "503", "stall", "corrupt"]
+Fault = Literal["reset-before", "reset-after", "500", "503", "stall", "corrupt", "sink"]
 PRESIGNATURE_FIELDS = ("x-amz-", "signature=", "expires=", "awsaccesskeyid=")  # SigV4 and SigV2 query fields
 MAX_HEAD_BYTES = 64 * 1024
+SINK_BLOCK = 1024 * 1024  # a sunk body is read in blocks of this size, never held whole
 IDLE_SECONDS = 60.0
 UPSTREAM_SECONDS = 30.0
 ERRORS = {
@@ -85,6 +95,36 @@ class Request:
     def is_part(self) -> bool:
         """An UploadPart request of a multipart upload."""
         return self.method == "PUT" and "partNumber=" in self.target
+
+    @property
+    def is_complete(self) -> bool:
+        """A CompleteMultipartUpload request."""
+        return self.method == "POST" and "uploadId=" in self.target
+
+    def query(self, field: str) -> str:
+        return parse_qs(self.target.partition("?")[2]).get(field, [""])[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class SunkPart:
+    """A part the proxy answered itself: MD5 (hex) of the bytes received, and of its Content-MD5 header."""
+
+    upload_id: str
+    number: int
+    length: int
+    md5: str
+    content_md5: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """A CompleteMultipartUpload the proxy answered itself: the parts it listed, (number, ETag), and its answer."""
+
+    upload_id: str
+    path: str
+    parts: tuple[tuple[int, str], ...]
+    etag: str
+    status: int
 
 
 Rule = Callable[[Request], Optional[Fault]]
@@ -225,8 +265,21 @@ def read_response(reader: BinaryIO, method: str) -> tuple[bytes, bool]:
     return head.raw + read_body(reader, head), is_framed(head) and not head.says_close()
 
 
+def listed_parts(body: bytes) -> tuple[tuple[int, str], ...]:
+    """The (PartNumber, ETag) pairs of a CompleteMultipartUpload request body, in order."""
+    pairs = []
+    for block in re.findall(r"<Part>(.*?)</Part>", body.decode("utf-8"), re.DOTALL):
+        number = re.search(r"<PartNumber>\s*(\d+)\s*</PartNumber>", block)
+        etag = re.search(r"<ETag>(.*?)</ETag>", block, re.DOTALL)
+        pairs.append((int(number[1]) if number else 0, unescape(etag[1], {"&quot;": '"'}).strip() if etag else ""))
+    return tuple(pairs)
+
+
 def error_response(fault: Fault, method: str) -> bytes:
-    status, code, message = ERRORS[fault]
+    return xml_error(*ERRORS[fault], method)
+
+
+def xml_error(status: bytes, code: bytes, message: bytes, method: str) -> bytes:
     body = (
         b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
         + code
@@ -262,6 +315,9 @@ class FaultProxy:
         self.stall_seconds = stall_seconds
         self.requests: list[Request] = []
         self.injected: Counter[str] = Counter()
+        self.sink = False
+        self.sunk_parts: list[SunkPart] = []
+        self.completions: list[Completion] = []
         self._down_after: int | None = None  # requests beyond this number are refused
         self._seen = threading.Condition()
         self._closing = threading.Event()
@@ -390,6 +446,9 @@ class FaultProxy:
         method, target, _ = head.start_line.split(" ", 2)
         if "100-continue" in head.headers.get("expect", "").lower():
             client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request = Request(0, method, target)
+        if self.sink and (request.is_part or request.is_complete) and "content-length" in head.headers:
+            return self._sink(client, reader, head, request)
         body = read_body(reader, head) if is_framed(head) else b""
         fault = self._register(method, target, head.headers.get("authorization", "").partition(" ")[0])
         if fault == "reset-before":
@@ -407,13 +466,13 @@ class FaultProxy:
         client.sendall(answer)
         return keep_open and not head.says_close()
 
-    def _register(self, method: str, target: str, authorization: str) -> Fault | None:
+    def _register(self, method: str, target: str, authorization: str, sink: bool = False) -> Fault | None:
         """Number the request and record it with the fault the rule picks (a reset while 'away')."""
         with self._seen:
             number = len(self.requests) + 1
             request = Request(number, method, target, authorization)
             away = self._down_after is not None and number > self._down_after
-            fault: Fault | None = "reset-before" if away else self.faults(request)
+            fault: Fault | None = "reset-before" if away else "sink" if sink else self.faults(request)
             self.requests.append(dataclasses.replace(request, fault=fault))
             if fault is not None:
                 self.injected[fault] += 1
@@ -431,3 +490,58 @@ class FaultProxy:
         finally:
             self._untrack(upstream)
             upstream.close()
+
+    # -- sinking ---------------------------------------------------------------------------------
+
+    def _sink(self, client: socket.socket, reader: BinaryIO, head: Message, request: Request) -> bool:
+        """Answer a part upload or a completion without forwarding it (see the module docstring)."""
+        authorization = head.headers.get("authorization", "").partition(" ")[0]
+        if self._register(request.method, request.target, authorization, sink=True) == "reset-before":
+            reset(client)
+            return False
+        length = int(head.headers["content-length"])
+        if request.is_part:
+            client.sendall(self._sink_part(reader, length, request, head.headers.get("content-md5", "")))
+        else:
+            client.sendall(self._complete(read_exactly(reader, length), request))
+        return not head.says_close()
+
+    def _sink_part(self, reader: BinaryIO, length: int, request: Request, content_md5: str) -> bytes:
+        digest, block, remaining = hashlib.md5(), bytearray(SINK_BLOCK), length
+        view = memoryview(block)
+        while remaining:
+            count = reader.readinto(view[: min(remaining, SINK_BLOCK)])  # type: ignore[attr-defined]
+            if not count:
+                raise Closed("connection closed inside a part body")
+            digest.update(view[:count])
+            remaining -= count
+        declared = base64.b64decode(content_md5).hex() if content_md5 else ""
+        part = SunkPart(
+            request.query("uploadId"), int(request.query("partNumber")), length, digest.hexdigest(), declared
+        )
+        with self._seen:
+            self.sunk_parts.append(part)
+        return f'HTTP/1.1 200 OK\r\nETag: "{part.md5}"\r\nContent-Length: 0\r\n\r\n'.encode()
+
+    def _complete(self, body: bytes, request: Request) -> bytes:
+        """S3's answer to the listed parts: the multipart ETag, or InvalidPart if one was not received as listed."""
+        upload_id = request.query("uploadId")
+        listed = listed_parts(body)
+        with self._seen:
+            received = {(part.number, f'"{part.md5}"') for part in self.sunk_parts if part.upload_id == upload_id}
+        valid = bool(listed) and set(listed) <= received
+        digests = b"".join(bytes.fromhex(etag.strip('"')) for _, etag in listed) if valid else b""
+        etag = f'"{hashlib.md5(digests).hexdigest()}-{len(listed)}"' if valid else ""
+        with self._seen:
+            self.completions.append(Completion(upload_id, request.path, listed, etag, 200 if valid else 400))
+        if not valid:
+            return xml_error(b"400 Bad Request", b"InvalidPart", b"A listed part was not received.", "POST")
+        bucket, _, key = request.path.lstrip("/").partition("/")
+        result = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult '
+            f'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Location>http://127.0.0.1{escape(request.path)}'
+            f"</Location><Bucket>{escape(bucket)}</Bucket><Key>{escape(key)}</Key><ETag>{escape(etag)}</ETag>"
+            "</CompleteMultipartUploadResult>"
+        ).encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {len(result)}\r\n\r\n"
+        return head.encode() + result
