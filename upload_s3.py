@@ -1061,8 +1061,8 @@ def explain(error: BaseException, settings: Settings) -> str:
 
 
 def human_bytes(amount: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if amount < 1024:
             return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{amount:.1f} GiB"

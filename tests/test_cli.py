@@ -199,13 +199,15 @@ def test_settings_from_an_env_file_with_the_environment_winning(
 # --- errors: exit 2, one line, nothing uploaded -------------------------------------------------
 
 
-def assert_fatal(run: Run, *words: str) -> None:
+def assert_fatal(run: Run, *words: str) -> str:
+    """Exit 2, nothing on standard output, one line on standard error holding every word; returns that line."""
     assert run.code == 2, run.out + run.err
     assert run.out == ""
     lines = run.err.splitlines()
     assert len(lines) == 1, lines
     for word in words:
         assert word in lines[0]
+    return lines[0]
 
 
 def test_wrong_secret_is_rejected_up_front(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 from datagen import write_movies, write_series
 from seaweed import SeaweedServer
-from test_cli import body, keys_in
+from test_cli import Run, assert_fatal, body, keys_in
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -183,16 +183,6 @@ def run_image(
     return completed
 
 
-def assert_fatal(completed: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert completed.returncode == 2, completed.stdout + completed.stderr
-    assert completed.stdout == ""
-    lines = completed.stderr.splitlines()
-    assert len(lines) == 1, lines
-    for word in words:
-        assert word in lines[0]
-    return lines[0]
-
-
 def snapshot(folder: Path) -> dict[str, tuple[int, int, int, str]]:
     """Mode, size, modification time and content hash of the folder and everything below it."""
     entries = {}
@@ -292,7 +282,7 @@ def test_uploads_a_read_only_folder_and_writes_nothing_into_it(
 def test_no_bucket_name_exits_2_with_one_line(image: str, s3_server: SeaweedServer, data: Path) -> None:
     settings = uploader_settings(s3_server, bucket="")
     del settings["BUCKET_NAME"]
-    assert_fatal(run_image(s3_server, image, settings, data), "no bucket name", "BUCKET_NAME")
+    assert_fatal(Run(run_image(s3_server, image, settings, data)), "no bucket name", "BUCKET_NAME")
 
 
 def test_wrong_secret_exits_2_with_one_line_and_no_secret(
@@ -300,7 +290,7 @@ def test_wrong_secret_exits_2_with_one_line_and_no_secret(
 ) -> None:
     wrong = "Wrong" + "x" * 35
     run = run_image(s3_server, image, uploader_settings(s3_server, bucket, AWS_SECRET_ACCESS_KEY=wrong), data)
-    line = assert_fatal(run, "credentials rejected", "AWS_SECRET_ACCESS_KEY")
+    line = assert_fatal(Run(run), "credentials rejected", "AWS_SECRET_ACCESS_KEY")
     assert wrong not in line
     assert keys_in(admin_s3, bucket) == set()
 
