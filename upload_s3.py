@@ -354,7 +354,7 @@ def check_source_folder(source: Path) -> None:
         raise ConfigError(f"cannot read source folder {source} ({error.strerror}): fix its permissions") from None
 
 
-def make_s3_client(settings: Settings) -> S3Client:
+def make_s3_client(settings: Settings, region: str | None = None) -> S3Client:
     """The one place a client is made: standard credential chain, retries, a pool for every thread."""
     config = Config(
         retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
@@ -368,7 +368,7 @@ def make_s3_client(settings: Settings) -> S3Client:
     # Listings only need keys, sizes and ETags; parsing every LastModified with dateutil cost 0.5 ms an object.
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
     return boto3.session.Session(botocore_session=session).client(
-        "s3", endpoint_url=settings.endpoint_url, config=config
+        "s3", endpoint_url=settings.endpoint_url, region_name=region, config=config
     )
 
 
@@ -546,6 +546,16 @@ def list_date_folders(client: S3Client, settings: Settings) -> dict[str, RemoteO
         folder = date_folder(settings.prefix, category, settings.date)
         remote.update(list_remote_objects(client, settings.bucket, folder))
     return remote
+
+
+def bucket_region(client: S3Client, bucket: str) -> str | None:
+    """The bucket's region as AWS reports it. boto3's own calls follow a wrong region by redirect, but a
+    presigned URL signed for the wrong region is refused, so the client must be made for the right one."""
+    try:
+        headers = client.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPHeaders"]
+    except ClientError as error:  # a 301 or 403 still names the region
+        headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return headers.get("x-amz-bucket-region")
 
 
 def check_write_access(client: S3Client, settings: Settings) -> None:
@@ -1022,7 +1032,12 @@ def explain_client_error(error: ClientError, settings: Settings) -> str:
             f"access denied on {where}: the identity needs s3:ListBucket, s3:PutObject and "
             "s3:AbortMultipartUpload there (see the README's IAM policy)"
         )
-    if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"):
+    if code in (
+        "PermanentRedirect",
+        "AuthorizationHeaderMalformed",
+        "AuthorizationQueryParametersError",
+        "IllegalLocationConstraintException",
+    ):
         return f"bucket {settings.bucket!r} is in another region: set AWS_REGION to the bucket's region"
     message = error.response.get("Error", {}).get("Message", "")
     return f"S3 answered {code}: {message}".rstrip(": ")
@@ -1392,6 +1407,9 @@ def preflight(settings: Settings) -> tuple[S3Client, dict[str, RemoteObject]]:
     try:
         client = make_s3_client(settings)
         remote = list_date_folders(client, settings)
+        region = bucket_region(client, settings.bucket)
+        if region and region != client.meta.region_name:
+            client = make_s3_client(settings, region)
         check_write_access(client, settings)
     except (BotoCoreError, ClientError) as error:
         raise FatalError(explain(error, settings)) from None

@@ -7,8 +7,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -363,6 +365,24 @@ def test_error_responses_become_client_errors_and_transient_ones_are_retried() -
     assert upload_s3.is_transient(EndpointConnectionError(endpoint_url="http://x"))
 
 
+def test_bucket_region_comes_from_head_bucket_even_when_it_is_refused() -> None:
+    client = boto3.session.Session().client(
+        "s3", region_name="us-east-1", aws_access_key_id="AKIAUNIT", aws_secret_access_key="unit"
+    )
+    with Stubber(client) as stub:
+        stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPHeaders": {"x-amz-bucket-region": "sa-east-1"}}})
+        stub.add_client_error(
+            "head_bucket",
+            "301",
+            http_status_code=301,
+            response_meta={"HTTPHeaders": {"x-amz-bucket-region": "eu-west-1"}},
+        )
+        stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPHeaders": {}}})
+        assert upload_s3.bucket_region(client, "lake") == "sa-east-1"
+        assert upload_s3.bucket_region(client, "lake") == "eu-west-1"
+        assert upload_s3.bucket_region(client, "lake") is None
+
+
 def client_error(code: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": "server words"}}, "ListObjectsV2")
 
@@ -376,6 +396,7 @@ def client_error(code: str) -> ClientError:
         (client_error("ExpiredToken"), "AWS_SESSION_TOKEN"),
         (client_error("AccessDenied"), "access denied on s3://lake/Raw/Local/CSV"),
         (client_error("PermanentRedirect"), "AWS_REGION"),
+        (client_error("AuthorizationQueryParametersError"), "AWS_REGION"),
         (client_error("SlowDown"), "S3 answered SlowDown: server words"),
         (NoCredentialsError(), "no usable AWS credentials"),
         (EndpointConnectionError(endpoint_url="http://x"), "cannot reach"),
