@@ -1152,8 +1152,8 @@ class ManifestWriter:
             },
         }
 
-    def write(self, handle: TextIO, tally: Tally) -> None:
-        head = json.dumps(self.run_record(tally), ensure_ascii=True, indent=1)
+    def write(self, handle: TextIO, record: dict[str, Any]) -> None:
+        head = json.dumps(record, ensure_ascii=True, indent=1)
         handle.write(head[: head.rindex("}")].rstrip() + ',\n "files": [')
         self.entries.seek(0)
         for number, line in enumerate(self.entries):
@@ -1161,20 +1161,21 @@ class ManifestWriter:
         handle.write("\n ]\n}\n")
 
     def save(self, tally: Tally, client: S3Client | None) -> list[str]:
-        """Write the manifest where it was asked for; returns where it went."""
+        """Write the manifest where it was asked for (the same document everywhere); returns where it went."""
+        record = self.run_record(tally)
         written = []
         if self.settings.manifest_file is not None:
             target = self.settings.manifest_file
             partial = target.with_name(target.name + ".partial")
             with partial.open("w", encoding="utf-8") as handle:
-                self.write(handle, tally)
+                self.write(handle, record)
             partial.replace(target)
             written.append(str(target))
         if self.settings.manifest and client is not None:
             key = manifest_key(self.settings, self.run_id)
             with tempfile.TemporaryFile(mode="w+b") as buffer:
                 with open(buffer.fileno(), "w", encoding="utf-8", closefd=False) as text:
-                    self.write(text, tally)
+                    self.write(text, record)
                 buffer.seek(0)
                 client.upload_fileobj(buffer, self.settings.bucket, key, ExtraArgs={"ContentType": "application/json"})
             written.append(f"s3://{self.settings.bucket}/{key}")
