@@ -1388,19 +1388,16 @@ class StopOnSignal:
         self.event.set()
 
 
-def report_plan(settings: Settings, reporter: Reporter, inventory: Inventory) -> None:
-    """Dry run (or nothing to upload): the lines a real run would start with, and every problem."""
+def report_without_uploading(settings: Settings, reporter: Reporter, inventory: Inventory, reason: str = "") -> None:
+    """Every problem, and each file as planned (dry run) or, given a reason, as failed (interrupted before start)."""
     for item in plan_jobs(settings, inventory.names, remote={}):
         if isinstance(item, Problem):
             reporter.problem(item)
+        elif reason:
+            reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, reason))
         else:
             reporter.announce(item)
             reporter.outcome(Outcome(item.source.path, "planned", item.key, item.source.size))
-
-
-def collect(reporter: Reporter, done: set[cf.Future[Outcome]]) -> None:
-    for future in done:
-        reporter.outcome(future.result())
 
 
 def preflight(settings: Settings) -> tuple[S3Client, dict[str, RemoteObject]]:
@@ -1438,14 +1435,6 @@ def preflight_unless_stopped(settings: Settings, stop: threading.Event) -> tuple
     return results[0]
 
 
-def report_not_started(settings: Settings, reporter: Reporter, inventory: Inventory) -> None:
-    for item in plan_jobs(settings, inventory.names, remote={}):
-        if isinstance(item, Problem):
-            reporter.problem(item)
-        else:
-            reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
-
-
 def wait_for_some(pending: dict[cf.Future[Outcome], Job], reporter: Reporter, timeout: float) -> None:
     done, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
     for future in done:
@@ -1471,7 +1460,7 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
     try:
         client, remote = preflight_unless_stopped(settings, stop)
     except Interrupted:
-        report_not_started(settings, reporter, inventory)
+        report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
     transfer = Transfer(client, settings, stop, reporter.add_bytes)
     pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
@@ -1523,7 +1512,7 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
         reporter.emit(Event("no_files", f"Nenhum arquivo CSV para enviar em {printable(str(settings.source))}"))
     client = None
     if settings.dry_run or not (inventory.files or settings.manifest):
-        report_plan(settings, reporter, inventory)
+        report_without_uploading(settings, reporter, inventory)
     else:
         client = upload_all(settings, reporter, inventory, stop)
     if stop.is_set():
