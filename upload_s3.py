@@ -16,11 +16,16 @@ import concurrent.futures as cf
 import contextlib
 import datetime as dt
 import hashlib
+import hmac
+import http.client
 import json
 import os
 import random
 import re
+import select
 import signal
+import socket
+import ssl
 import stat
 import sys
 import tempfile
@@ -31,16 +36,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Literal, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Literal, NoReturn, TextIO, cast
+from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import boto3
 import botocore.session
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     HTTPClientError,
@@ -51,6 +58,8 @@ from botocore.exceptions import (
     SSLError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.httpsession import create_urllib3_context, get_cert_path
+from botocore.utils import get_environ_proxies
 from dotenv import load_dotenv
 
 if TYPE_CHECKING:
@@ -354,8 +363,17 @@ def check_source_folder(source: Path) -> None:
         raise ConfigError(f"cannot read source folder {source} ({error.strerror}): fix its permissions") from None
 
 
-def make_s3_client(settings: Settings, region: str | None = None) -> S3Client:
-    """The one place a client is made: standard credential chain, retries, a pool for every thread."""
+def new_session() -> botocore.session.Session:
+    """botocore's session: the standard credential chain, AWS config files and AWS_CA_BUNDLE. boto3's wrapper
+    around it is not used: importing boto3 also loads s3transfer, 0.15 s of every run for nothing called here."""
+    session = botocore.session.Session()
+    # Listings only need keys, sizes and ETags; parsing every LastModified with dateutil cost 0.5 ms an object.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return session
+
+
+def make_s3_client(settings: Settings, session: botocore.session.Session, region: str | None = None) -> S3Client:
+    """The one place a client is made: retries, timeouts, a pool for every thread."""
     config = Config(
         retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
         max_pool_connections=2 * settings.concurrency + 2,
@@ -364,12 +382,8 @@ def make_s3_client(settings: Settings, region: str | None = None) -> S3Client:
         user_agent_extra=f"upload_s3/{__version__}",
         signature_version="s3v4",  # presigned URLs would otherwise use SigV2, which AWS refuses in most places
     )
-    session = botocore.session.Session()
-    # Listings only need keys, sizes and ETags; parsing every LastModified with dateutil cost 0.5 ms an object.
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
-    return boto3.session.Session(botocore_session=session).client(
-        "s3", endpoint_url=settings.endpoint_url, region_name=region, config=config
-    )
+    client = session.create_client("s3", endpoint_url=settings.endpoint_url, region_name=region, config=config)
+    return cast("S3Client", client)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -718,7 +732,10 @@ class FileSlice:
 
     def read(self, size: int = -1) -> bytes:
         wanted = self.length - self.position if size < 0 else min(size, self.length - self.position)
-        data = self.handle.read(wanted)
+        try:
+            data = self.handle.read(wanted)
+        except OSError as error:  # not to be mistaken for a network error by the sender
+            raise FileChanged(f"could not be read ({error.strerror})") from error
         if len(data) < wanted:
             raise FileChanged("became shorter while it was sent")
         self.position += len(data)
@@ -772,7 +789,8 @@ class BufferBudget:
 
 
 RETRYABLE_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling", "TooManyRequests"}
-PRESIGNED_URL_SECONDS = 3600
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def error_from_response(status: int, body: bytes, operation: str) -> ClientError:
@@ -783,7 +801,7 @@ def error_from_response(status: int, body: bytes, operation: str) -> ClientError
 
 
 def underlying(error: BaseException) -> BaseException:
-    """The error behind botocore's wrapper, when a file changed while urllib3 was streaming it."""
+    """The error behind botocore's wrapper, when a file changed while botocore's HTTP session was streaming it."""
     inner = error.kwargs.get("error") if isinstance(error, HTTPClientError) else None
     return inner if isinstance(inner, FileChanged) else error
 
@@ -798,36 +816,202 @@ def is_transient(error: Exception) -> bool:
     return isinstance(error, (HTTPClientError, BotoConnectionError)) and not isinstance(error, SSLError)
 
 
-class PresignedSender:
-    """PUTs bodies to presigned URLs.
+def uri_encode(text: str) -> str:
+    return quote(text, safe="-_.~")
 
-    boto3's put_object spends about 2 ms of CPU per request (and over plain http hashes every payload byte for
-    SigV4, plus a CRC32); a presigned URL is signed in about 0.4 ms with an unsigned payload, and Content-MD5 still has
-    the server verify every byte. Retries follow botocore's standard mode: capped exponential backoff, full jitter.
+
+def hmac_sha256(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+
+
+class PutSigner:
+    """SigV4 headers for PUTs into one bucket, with an unsigned payload: Content-MD5 is signed, and S3 checks it.
+
+    botocore spends about 0.4 ms signing a request (it derives the key again and runs its event hooks each time);
+    this caches the day's signing key and takes about 30 us. Where to send and what scope to sign for come from one
+    URL presigned by botocore, so the endpoint, the addressing style (path or virtual host) and the region are
+    botocore's own choices; credentials are read on every request, so refreshed ones (roles, IRSA) are used.
     """
 
-    def __init__(self, client: S3Client, max_attempts: int, stop: threading.Event) -> None:
-        self.client = client
+    def __init__(self, client: S3Client, bucket: str, credentials: Credentials) -> None:
+        probe = urlsplit(client.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k"}))
+        self.url = f"{probe.scheme}://{probe.netloc}"
+        port = f":{DEFAULT_PORTS.get(probe.scheme)}"
+        self.host = probe.netloc[: -len(port)] if probe.netloc.endswith(port) else probe.netloc
+        self.base_path = probe.path[:-1]  # "/bucket/" in path style, "/" with the bucket in the host name
+        credential = parse_qs(probe.query)["X-Amz-Credential"][0]
+        _, _, region, service, _ = credential.rsplit("/", 4)
+        self.scope = f"{region}/{service}/aws4_request"
+        self.credentials = credentials
+        self.signing_keys: dict[tuple[str, str], bytes] = {}
+
+    def target(self, key: str, query: dict[str, str]) -> str:
+        """The request target: the key's path, URI-encoded as SigV4 wants it for S3, and the sorted query."""
+        path = self.base_path + quote(key, safe="/~")
+        pairs = sorted((uri_encode(name), uri_encode(value)) for name, value in query.items())
+        return path + ("?" + "&".join(f"{name}={value}" for name, value in pairs) if pairs else "")
+
+    def signing_key(self, secret: str, day: str) -> bytes:
+        cached = self.signing_keys.get((secret, day))
+        if cached is None:
+            cached = hmac_sha256(("AWS4" + secret).encode("utf-8"), day)
+            for part in self.scope.split("/"):
+                cached = hmac_sha256(cached, part)
+            self.signing_keys[(secret, day)] = cached
+        return cached
+
+    def sign(self, target: str, headers: dict[str, str]) -> dict[str, str]:
+        """headers (lower-case names) plus host, date, payload hash and Authorization, all of them signed."""
+        frozen = self.credentials.get_frozen_credentials()
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        signed = {**headers, "host": self.host, "x-amz-content-sha256": UNSIGNED_PAYLOAD, "x-amz-date": amz_date}
+        if frozen.token:
+            signed["x-amz-security-token"] = frozen.token
+        names = sorted(signed)
+        path, _, query = target.partition("?")
+        canonical = "\n".join(
+            ["PUT", path, query, *(f"{name}:{signed[name].strip()}" for name in names), "", ";".join(names)]
+        )
+        scope = f"{amz_date[:8]}/{self.scope}"
+        canonical_hash = hashlib.sha256(f"{canonical}\n{UNSIGNED_PAYLOAD}".encode()).hexdigest()
+        to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{canonical_hash}"
+        signing_key = self.signing_key(frozen.secret_key or "", amz_date[:8])
+        signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256)
+        signed["authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, SignedHeaders={';'.join(names)}, "
+            f"Signature={signature.hexdigest()}"
+        )
+        return signed
+
+
+def connection_error(error: Exception, url: str, connecting: bool) -> BotoCoreError:
+    """botocore's exception for a failure of our own connections, so that retries and messages treat both alike."""
+    if isinstance(error, ssl.SSLError):
+        return SSLError(endpoint_url=url, error=error)
+    if isinstance(error, socket.timeout):
+        return (ConnectTimeoutError if connecting else ReadTimeoutError)(endpoint_url=url, error=error)
+    if connecting:
+        return EndpointConnectionError(endpoint_url=url, error=error)
+    return ConnectionClosedError(endpoint_url=url)
+
+
+def tls_context(ca_bundle: str) -> ssl.SSLContext:
+    """botocore's TLS settings, so a CA bundle that works with boto3 works here (Python 3.13's default context is
+    stricter about CA certificates); urllib3 checks host names itself, http.client needs the context to."""
+    context: ssl.SSLContext = create_urllib3_context()
+    context.check_hostname = True
+    context.load_verify_locations(ca_bundle)
+    return context
+
+
+def is_dropped(sock: socket.socket) -> bool:
+    """An idle keep-alive connection with something to read has been closed by the server."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+class Connections:
+    """One persistent HTTP connection per thread to the S3 endpoint, with botocore's timeouts and CA bundle.
+
+    Plain http.client: urllib3's pool, which botocore uses, costs about 0.25 ms more CPU per request.
+    """
+
+    def __init__(self, url: str, client: S3Client, ca_bundle: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.address = (parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme])
+        config: Any = client.meta.config  # the stubs do not declare the timeouts
+        self.connect_timeout, self.read_timeout = config.connect_timeout, config.read_timeout
+        self.tls = tls_context(ca_bundle) if parts.scheme == "https" else None
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.opened: list[http.client.HTTPConnection] = []
+
+    def open(self) -> http.client.HTTPConnection:
+        host, port = self.address
+        connection = (
+            http.client.HTTPSConnection(host, port, timeout=self.connect_timeout, blocksize=MIB, context=self.tls)
+            if self.tls
+            else http.client.HTTPConnection(host, port, timeout=self.connect_timeout, blocksize=MIB)
+        )
+        try:
+            connection.connect()
+        except OSError as error:
+            raise connection_error(error, self.url, connecting=True) from error
+        cast("socket.socket", connection.sock).settimeout(self.read_timeout)
+        with self.lock:
+            self.opened.append(connection)
+        return connection
+
+    def current(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self.local, "connection", None)
+        if connection is not None and connection.sock is not None and not is_dropped(connection.sock):
+            return connection
+        if connection is not None:
+            connection.close()
+        self.local.connection = connection = self.open()
+        return connection
+
+    def put(self, target: str, body: bytes | FileSlice, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        """Send one PUT; returns the status, the ETag and the response body."""
+        connection = self.current()
+        try:
+            connection.request("PUT", target, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.getheader("ETag", ""), response.read()
+        except BaseException as error:
+            connection.close()  # a half-sent request or an unread response: never reuse it
+            if isinstance(error, (OSError, http.client.HTTPException)):
+                raise connection_error(error, self.url, connecting=False) from error
+            raise
+
+    def close(self) -> None:
+        with self.lock:
+            for connection in self.opened:
+                connection.close()
+            self.opened.clear()
+
+
+class PutSender:
+    """PUTs bodies (whole files or parts) with Content-MD5, signed by PutSigner, with retries.
+
+    boto3's put_object spends about 2 ms of CPU per request (and over plain http hashes every payload byte for SigV4,
+    plus a CRC32); this path about 0.5 ms, and S3 still verifies every byte against the signed Content-MD5. Retries
+    follow botocore's standard mode: capped exponential backoff, full jitter. Behind a proxy (HTTPS_PROXY and the
+    like), requests go through botocore's own HTTP session, which implements proxies.
+    """
+
+    def __init__(
+        self, client: S3Client, bucket: str, session: botocore.session.Session, max_attempts: int, stop: threading.Event
+    ) -> None:
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise NoCredentialsError()
+        self.signer = PutSigner(client, bucket, credentials)
         self.max_attempts = max_attempts
         self.stop = stop
-        # The client's own connection pool: same TLS verification (AWS_CA_BUNDLE), proxies and timeouts.
-        self.http = client._endpoint.http_session  # type: ignore[attr-defined]
+        ca_bundle = str(session.get_config_variable("ca_bundle") or get_cert_path(True))
+        self.connections = Connections(self.signer.url, client, ca_bundle)
+        proxied = get_environ_proxies(self.signer.url).get(urlsplit(self.signer.url).scheme)
+        self.proxy_session = client._endpoint.http_session if proxied else None  # type: ignore[attr-defined]
 
-    def put(self, operation: str, params: dict[str, Any], body: bytes | FileSlice, md5_digest: bytes) -> str:
+    def put(
+        self, key: str, body: bytes | FileSlice, md5_digest: bytes, query: dict[str, str], content_type: str = ""
+    ) -> str:
         """Send body; returns the ETag. Raises ClientError or botocore's connection errors like the client does."""
-        content_md5 = base64_of(md5_digest)
-        headers = {"Content-MD5": content_md5, "Content-Length": str(len(body))}
-        if "ContentType" in params:
-            headers["Content-Type"] = params["ContentType"]
+        operation = "UploadPart" if query else "PutObject"
+        headers = {"content-md5": base64_of(md5_digest), "content-length": str(len(body))}
+        if content_type:
+            headers["content-type"] = content_type
+        target = self.signer.target(key, query)
         attempt = 1
         while True:
-            url = self.client.generate_presigned_url(
-                operation, Params={**params, "ContentMD5": content_md5}, ExpiresIn=PRESIGNED_URL_SECONDS
-            )
             if isinstance(body, FileSlice):
                 body.rewind()
             try:
-                return self.send(url, body, headers, operation)
+                status, etag, content = self.send(target, body, self.signer.sign(target, headers))
+                if status == 200:
+                    return etag
+                raise error_from_response(status, content, operation)
             except (ClientError, HTTPClientError, BotoConnectionError) as error:
                 if attempt >= self.max_attempts or not is_transient(error):
                     raise
@@ -835,20 +1019,25 @@ class PresignedSender:
                 raise Interrupted("not sent: the run was interrupted while a failed request waited to be retried")
             attempt += 1
 
-    def send(self, url: str, body: bytes | FileSlice, headers: dict[str, str], operation: str) -> str:
-        response = self.http.send(AWSRequest(method="PUT", url=url, data=body, headers=headers).prepare())
-        if response.status_code == 200:
-            return str(response.headers.get("ETag", ""))
-        raise error_from_response(response.status_code, response.content, operation)
+    def send(self, target: str, body: bytes | FileSlice, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        if self.proxy_session is None:
+            return self.connections.put(target, body, headers)
+        request = AWSRequest(method="PUT", url=self.signer.url + target, data=body, headers=headers)
+        response = self.proxy_session.send(request.prepare())
+        return response.status_code, str(response.headers.get("ETag", "")), response.content
+
+    def close(self) -> None:
+        self.connections.close()
 
 
 class Transfer:
     """Uploads jobs with one shared client; small files in one PUT, large ones in parallel parts."""
 
     def __init__(
-        self, client: S3Client, settings: Settings, stop: threading.Event, on_bytes: Callable[[int], None]
+        self, destination: Destination, settings: Settings, stop: threading.Event, on_bytes: Callable[[int], None]
     ) -> None:
-        self.client = client
+        self.client = destination.client
+        self.sender = destination.sender
         self.settings = settings
         self.stop = stop
         self.on_bytes = on_bytes
@@ -856,7 +1045,6 @@ class Transfer:
         parts_in_flight = min(settings.concurrency, PARTS_IN_FLIGHT)
         self.part_slots = threading.Semaphore(parts_in_flight)
         self.part_pool = cf.ThreadPoolExecutor(parts_in_flight, thread_name_prefix="part")
-        self.sender = PresignedSender(client, settings.max_attempts, stop)
         self.lock = threading.Lock()
         self.open_uploads: dict[str, str] = {}  # key -> multipart upload id, until completed or aborted
 
@@ -872,6 +1060,7 @@ class Transfer:
         deadline = time.monotonic() + ABORT_GRACE_SECONDS
         for thread in aborts:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self.sender.close()
         with self.lock:
             left_open = dict(self.open_uploads)
         for key, upload_id in left_open.items():
@@ -911,8 +1100,7 @@ class Transfer:
                 self.on_bytes(job.source.size)
                 return "skipped"
             announce(job)
-            params = {"Bucket": self.settings.bucket, "Key": job.key, "ContentType": CONTENT_TYPE}
-            self.sender.put("put_object", params, data, digest.digest())
+            self.sender.put(job.key, data, digest.digest(), {}, CONTENT_TYPE)
             self.on_bytes(job.source.size)
             return "uploaded"
         finally:
@@ -966,10 +1154,10 @@ class Transfer:
             cf.wait(futures)
 
     def send_part(self, upload_id: str, job: Job, part: FilePart) -> CompletedPartTypeDef:
-        params = {"Bucket": self.settings.bucket, "Key": job.key, "UploadId": upload_id, "PartNumber": part.number}
+        query = {"partNumber": str(part.number), "uploadId": upload_id}
         try:
             with FileSlice(job.source, part.offset, part.length) as body:
-                etag = self.sender.put("upload_part", params, body, part.md5)
+                etag = self.sender.put(job.key, body, part.md5, query)
         finally:
             self.part_slots.release()
         self.on_bytes(part.length)
@@ -1177,7 +1365,7 @@ class ManifestWriter:
                 with open(buffer.fileno(), "w", encoding="utf-8", closefd=False) as text:
                     self.write(text, record)
                 buffer.seek(0)
-                client.upload_fileobj(buffer, self.settings.bucket, key, ExtraArgs={"ContentType": "application/json"})
+                client.put_object(Bucket=self.settings.bucket, Key=key, Body=buffer, ContentType="application/json")
             written.append(f"s3://{self.settings.bucket}/{key}")
         self.entries.close()
         return written
@@ -1400,28 +1588,40 @@ def report_without_uploading(settings: Settings, reporter: Reporter, inventory: 
             reporter.outcome(Outcome(item.source.path, "planned", item.key, item.source.size))
 
 
-def preflight(settings: Settings) -> tuple[S3Client, dict[str, RemoteObject]]:
+@dataclass(frozen=True)
+class Destination:
+    """The bucket as this run talks to it: botocore's client for listings and multipart calls, a PutSender for
+    bodies, and what today's folders already hold."""
+
+    client: S3Client
+    sender: PutSender
+    remote: dict[str, RemoteObject]
+
+
+def preflight(settings: Settings, stop: threading.Event) -> Destination:
     """A client, what is already in today's folders, and proof that we may write; any failure is fatal."""
     try:
-        client = make_s3_client(settings)
+        session = new_session()
+        client = make_s3_client(settings, session)
         remote = list_date_folders(client, settings)
         region = bucket_region(client, settings.bucket)
         if region and region != client.meta.region_name:
-            client = make_s3_client(settings, region)
+            client = make_s3_client(settings, session, region)
         check_write_access(client, settings)
+        sender = PutSender(client, settings.bucket, session, settings.max_attempts, stop)
     except (BotoCoreError, ClientError) as error:
         raise FatalError(explain(error, settings)) from None
-    return client, remote
+    return Destination(client, sender, remote)
 
 
-def preflight_unless_stopped(settings: Settings, stop: threading.Event) -> tuple[S3Client, dict[str, RemoteObject]]:
+def preflight_unless_stopped(settings: Settings, stop: threading.Event) -> Destination:
     # In a daemon thread, so that a signal during a hung first request still ends the run at once.
-    results: list[tuple[S3Client, dict[str, RemoteObject]]] = []
+    results: list[Destination] = []
     errors: list[BaseException] = []
 
     def attempt() -> None:
         try:
-            results.append(preflight(settings))
+            results.append(preflight(settings, stop))
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
             errors.append(error)
 
@@ -1458,16 +1658,16 @@ def finish_in_flight(pending: dict[cf.Future[Outcome], Job], reporter: Reporter,
 
 def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> S3Client | None:
     try:
-        client, remote = preflight_unless_stopped(settings, stop)
+        destination = preflight_unless_stopped(settings, stop)
     except Interrupted:
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
-    transfer = Transfer(client, settings, stop, reporter.add_bytes)
+    transfer = Transfer(destination, settings, stop, reporter.add_bytes)
     pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
     pending: dict[cf.Future[Outcome], Job] = {}
     try:
         with ProgressTicker(reporter, settings.progress_interval):
-            for item in plan_jobs(settings, inventory.names, remote):
+            for item in plan_jobs(settings, inventory.names, destination.remote):
                 if isinstance(item, Problem):
                     reporter.problem(item)
                     continue
@@ -1482,7 +1682,7 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
         # After a signal, threads stuck on a silent server are left behind; the process exits without them.
         pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
         transfer.close(reporter)
-    return client
+    return destination.client
 
 
 def save_manifest(reporter: Reporter, manifest: ManifestWriter, client: S3Client | None) -> None:
