@@ -381,7 +381,7 @@ def make_s3_client(settings: Settings, session: botocore.session.Session, region
         connect_timeout=10,
         read_timeout=60,
         user_agent_extra=f"upload_s3/{__version__}",
-        signature_version="s3v4",  # presigned URLs would otherwise use SigV2, which AWS refuses in most places
+        signature_version="s3v4",  # PutSigner reads its scope from a presigned URL, which would otherwise be SigV2
     )
     client = session.create_client("s3", endpoint_url=settings.endpoint_url, region_name=region, config=config)
     return cast("S3Client", client)
@@ -926,7 +926,7 @@ class Connections:
         self.tls = tls_context(ca_bundle) if parts.scheme == "https" else None
         self.local = threading.local()
         self.lock = threading.Lock()
-        self.opened: list[http.client.HTTPConnection] = []
+        self.opened: set[http.client.HTTPConnection] = set()
 
     def open(self) -> http.client.HTTPConnection:
         host, port = self.address
@@ -941,15 +941,20 @@ class Connections:
             raise connection_error(error, self.url, connecting=True) from error
         cast("socket.socket", connection.sock).settimeout(self.read_timeout)
         with self.lock:
-            self.opened.append(connection)
+            self.opened.add(connection)
         return connection
+
+    def forget(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        with self.lock:
+            self.opened.discard(connection)
 
     def current(self) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection | None = getattr(self.local, "connection", None)
         if connection is not None and connection.sock is not None and not is_dropped(connection.sock):
             return connection
         if connection is not None:
-            connection.close()
+            self.forget(connection)  # servers that close every connection must not make this set grow
         self.local.connection = connection = self.open()
         return connection
 
