@@ -38,11 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Literal, NoReturn, TextIO, cast
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import botocore.session
-from botocore.awsrequest import AWSRequest
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import (
@@ -381,7 +382,7 @@ def make_s3_client(settings: Settings, session: botocore.session.Session, region
         connect_timeout=10,
         read_timeout=60,
         user_agent_extra=f"upload_s3/{__version__}",
-        signature_version="s3v4",  # PutSigner reads its scope from a presigned URL, which would otherwise be SigV2
+        signature_version="s3v4",  # explicit, as PutSigner signs the SigV4 way this client does
     )
     client = session.create_client("s3", endpoint_url=settings.endpoint_url, region_name=region, config=config)
     return cast("S3Client", client)
@@ -826,22 +827,51 @@ def hmac_sha256(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
 
 
+class EmptyBody:
+    """The body of the answer handed to botocore instead of sending its request (see botocore_put_request)."""
+
+    def stream(self) -> Iterator[bytes]:
+        return iter(())
+
+
+def botocore_put_request(client: S3Client, bucket: str) -> AWSPreparedRequest:
+    """The PutObject request botocore would send, built and signed but not sent: its URL and credential scope say
+    where botocore's endpoint rules send this bucket's objects and for which region it signs them."""
+    built: list[AWSPreparedRequest] = []
+
+    def keep_instead_of_sending(request: AWSPreparedRequest, **_: object) -> Any:  # an answer stops the sending
+        built.append(request)
+        return AWSResponse(request.url, 200, HTTPHeaders(), EmptyBody())
+
+    event = "before-send.s3.PutObject"
+    client.meta.events.register_first(event, keep_instead_of_sending)
+    try:
+        client.put_object(Bucket=bucket, Key="k", Body=b"")
+    finally:
+        client.meta.events.unregister(event, keep_instead_of_sending)
+    return built[0]
+
+
 class PutSigner:
     """SigV4 headers for PUTs into one bucket, with an unsigned payload: Content-MD5 is signed, and S3 checks it.
 
     botocore spends about 0.4 ms signing a request (it derives the key again and runs its event hooks each time);
     this caches the day's signing key and takes about 30 us. Where to send and what scope to sign for come from one
-    URL presigned by botocore, so the endpoint, the addressing style (path or virtual host) and the region are
-    botocore's own choices; credentials are read on every request, so refreshed ones (roles, IRSA) are used.
+    request botocore builds and signs (and does not send), so the endpoint, the addressing style (path or virtual
+    host) and the region are botocore's own choices; credentials are read on every request, so refreshed ones
+    (roles, IRSA) are used.
     """
 
     def __init__(self, client: S3Client, bucket: str, credentials: Credentials) -> None:
-        probe = urlsplit(client.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k"}))
-        self.url = f"{probe.scheme}://{probe.netloc}"
-        port = f":{DEFAULT_PORTS.get(probe.scheme)}"
-        self.host = probe.netloc[: -len(port)] if probe.netloc.endswith(port) else probe.netloc
-        self.base_path = probe.path[:-1]  # "/bucket/" in path style, "/" with the bucket in the host name
-        credential = parse_qs(probe.query)["X-Amz-Credential"][0]
+        request = botocore_put_request(client, bucket)
+        url = urlsplit(request.url)
+        self.url = f"{url.scheme}://{url.netloc}"
+        port = f":{DEFAULT_PORTS.get(url.scheme)}"
+        self.host = url.netloc[: -len(port)] if url.netloc.endswith(port) else url.netloc
+        self.base_path = url.path[:-1]  # "/bucket/" in path style, "/" with the bucket in the host name
+        authorization = request.headers["Authorization"]
+        authorization = authorization.decode() if isinstance(authorization, bytes) else authorization
+        credential = authorization.split("Credential=", 1)[1].split(",", 1)[0]
         _, _, region, service, _ = credential.rsplit("/", 4)
         self.scope = f"{region}/{service}/aws4_request"
         self.credentials = credentials

@@ -439,6 +439,7 @@ FROZEN_NOW = dt.datetime(2026, 11, 28, 23, 59, 58)
 def botocore_authorization(url: str, headers: dict[str, str], credentials: Credentials, region: str) -> str:
     """botocore's own S3 SigV4 signature of the same PUT: the oracle for PutSigner."""
     request = AWSRequest(method="PUT", url=url, headers=headers)
+    request.context["payload_signing_enabled"] = False  # as botocore does for a streamed body over https
     S3SigV4Auth(credentials, "s3", region).add_auth(request)
     return str(request.headers["Authorization"])
 
