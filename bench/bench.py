@@ -732,16 +732,16 @@ def run_memory(bench: Bench) -> list[MemoryFigure]:
 
 # Areas reported for a py-spy profile: the share of samples whose stack has a frame matching the pattern.
 PROFILE_AREAS: tuple[tuple[str, str], ...] = (
-    ("importing modules (boto3, botocore...)", r"<frozen importlib\._bootstrap"),
+    ("importing modules (botocore...)", r"<frozen importlib\._bootstrap"),
     ("creating the client (service model JSON)", r"make_s3_client|create_client"),
-    ("walking the source folder", r"walk_csv_files|take_inventory|count_file_names"),
-    ("listing the bucket (ListObjectsV2 + XML)", r"list_remote_objects|list_date_folders"),
+    ("walking the source folder", r"walk_csv_files|take_inventory"),
+    ("listing the bucket (ListObjectsV2 + XML)", r"list_remote_objects"),
+    ("comparing unchanged small files (main thread)", r"skip_if_unchanged"),
     ("per-file work in the pool threads", r"Transfer\.upload "),
-    ("  signing (presigned URL / SigV4)", r"generate_presigned_url|RequestSigner\.sign|add_auth"),
+    ("  signing (PutSigner / botocore SigV4)", r"PutSigner\.sign|RequestSigner\.sign|add_auth"),
     ("  botocore request pipeline (events, endpoint rules)", r"_make_api_call|_resolve_endpoint_ruleset"),
-    ("  HTTP send and receive (urllib3, http.client)", r"URLLib3Session\.send|urlopen"),
-    ("    response status and headers (http.client, email)", r"HTTPResponse\.begin|parse_headers"),
-    ("    URL parsing (urllib3 parse_url)", r"parse_url|_encode_invalid_chars"),
+    ("  HTTP send and receive (PutConnection; urllib3 for botocore)", r"PutConnection\.put|URLLib3Session\.send"),
+    ("    reading answers (read_response)", r"read_response"),
     ("  local file: open, stat, read", r"open_regular_file|file_chunks|ensure_unchanged|fdopen"),
     ("  MD5 (local)", r"md5|local_etag"),
     ("reporting (Reporter, printable)", r"Reporter\.|printable|redact"),
