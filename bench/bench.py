@@ -440,7 +440,17 @@ NOOP_TOOLS: tuple[tuple[Tool, Tool], ...] = (
 )
 WAN_TOOLS = (S5CMD, UPLOAD_S3)
 
-REFERENCE = {"BIG": S5CMD.name, "MANY": S5CMD.name, "MANY no-op re-run": "s5cmd sync", "MANY over WAN": S5CMD.name}
+STARTUP_TOOLS = (S5CMD, UPLOAD_S3)
+ONE = "ONE file (start-up)"
+ONE_FILE = "movies_start.csv"
+
+REFERENCE = {
+    "BIG": S5CMD.name,
+    "MANY": S5CMD.name,
+    "MANY no-op re-run": "s5cmd sync",
+    "MANY over WAN": S5CMD.name,
+    ONE: S5CMD.name,
+}
 BASELINE = {"BIG": LOOP.name, "MANY": LOOP.name}
 
 
@@ -660,9 +670,25 @@ def unchanged_check(bench: Bench, bucket: str, tool: Tool, before: Objects) -> C
     return check
 
 
+def one_file_dataset(work: Path) -> Dataset:
+    """ONE: a single 20 KB CSV. Its upload is almost all start-up: the fixed cost a tool pays whatever the data."""
+    import datagen
+
+    one = work / "one"
+    if not (one / ONE_FILE).is_file():
+        one.mkdir(parents=True, exist_ok=True)
+        datagen.write_movies(one / ONE_FILE, 20_000, seed=4)
+    return Dataset(ONE, one, scan(one))
+
+
 def run_rounds(bench: Bench, big: Dataset, many: Dataset) -> None:
     sources = {source.name for _noop, source in NOOP_TOOLS}
+    one = one_file_dataset(bench.work)
     for round_number in range(1, bench.args.rounds + 1):
+        for tool in rotated(STARTUP_TOOLS, round_number):
+            bucket = bench.new_bucket(f"one-{tool.name}")
+            bench.execute(ONE, tool, one, bucket, round_number)
+            empty_and_delete(bench.admin, bucket)
         for dataset in (big, many):
             kept: dict[str, str] = {}  # MANY buckets kept for the no-op re-runs
             for tool in rotated(UPLOAD_TOOLS, round_number):
@@ -886,7 +912,7 @@ def ratio(value: float, reference: float | None) -> str:
     return f"{value / reference:.2f}x" if reference else "-"
 
 
-SCENARIOS = ("BIG", "MANY", "MANY no-op re-run", "MANY over WAN")
+SCENARIOS = ("BIG", "MANY", "MANY no-op re-run", "MANY over WAN", ONE)
 
 
 def results_table(runs: list[Run]) -> str:
