@@ -938,6 +938,7 @@ def tls_context(ca_bundle: str) -> ssl.SSLContext:
 MAX_LINE = 65536  # bytes in one status or header line of an answer
 MAX_HEADERS = 100
 NO_BODY_STATUSES = (204, 304)
+SMALL_BODY = 256 * 1024  # sent in one piece with the request head
 
 
 class MalformedResponse(OSError):
@@ -1035,8 +1036,11 @@ class PutConnection:
         """Send one PUT (headers include host and content-length); returns the status, the ETag and the body."""
         lines = [f"PUT {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers.items())]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")  # target and values are ASCII by construction
-        if isinstance(body, bytes):
-            self.sock.sendall(head + body)  # one send: no delayed-ACK stall between head and body
+        if isinstance(body, bytes) and len(body) <= SMALL_BODY:
+            self.sock.sendall(head + body)  # one system call for the common case, a copy of a few KiB
+        elif isinstance(body, bytes):
+            self.sock.sendall(head)
+            self.sock.sendall(body)
         else:
             self.sock.sendall(head)
             for chunk in iter(lambda: body.read(MIB), b""):

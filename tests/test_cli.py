@@ -164,6 +164,22 @@ def test_large_file_goes_in_parts_and_is_skipped_on_rerun(
     assert second.summary().startswith("Resumo: 0 enviados, 1 ignorados")
 
 
+def test_a_file_just_under_the_multipart_threshold_goes_in_one_put(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "edge"
+    source.mkdir()
+    largest_single_put = 16 * 1024 * 1024 - 1
+    write_series(source / "series.csv", largest_single_put, seed=6)
+    os.truncate(source / "series.csv", largest_single_put)  # datagen ends on a whole line, a little past its target
+    first = run_uploader(s3_server, ["--source", str(source)], uploader_env(s3_server, BUCKET_NAME=bucket))
+    assert first.code == 0, first.err
+    [key] = keys_in(admin_s3, bucket)
+    content = (source / "series.csv").read_bytes()
+    assert body(admin_s3, bucket, key) == content
+    assert admin_s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') == hashlib.md5(content).hexdigest()
+
+
 def test_upload_date_defaults_to_today(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, tmp_path: Path
 ) -> None:
