@@ -855,7 +855,7 @@ class PutSigner:
     """SigV4 headers for PUTs into one bucket, with an unsigned payload: Content-MD5 is signed, and S3 checks it.
 
     botocore spends about 0.4 ms signing a request (it derives the key again and runs its event hooks each time);
-    this caches the day's signing key and takes about 30 us. Where to send and what scope to sign for come from one
+    this caches the day's signing key and takes about 15 us. Where to send and what scope to sign for come from one
     request botocore builds and signs (and does not send), so the endpoint, the addressing style (path or virtual
     host) and the region are botocore's own choices; credentials are read on every request, so refreshed ones
     (roles, IRSA) are used.
