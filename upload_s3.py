@@ -1008,7 +1008,7 @@ def read_response(reader: BinaryIO) -> tuple[int, dict[str, str], bytes]:
         return status, headers, read_chunked(reader)
     if "content-length" in headers:
         length = headers["content-length"]
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):
             raise MalformedResponse(f"bad content-length {length[:20]!r}")
         return status, headers, read_exactly(reader, int(length))
     headers["connection"] = "close"  # the body runs to the end of the connection
