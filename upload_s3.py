@@ -15,6 +15,7 @@ import base64
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import errno
 import functools
 import hashlib
 import hmac
@@ -149,6 +150,7 @@ class Settings:
     log_format: str = "human"
     verbosity: int = NORMAL
     progress_interval: float = 5.0
+    follow_links_outside: bool = False
 
     @property
     def records_content(self) -> bool:
@@ -190,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"files and parts in flight [UPLOAD_CONCURRENCY; default {default_concurrency()} here]",
     )
     add("--dry-run", action="store_true", default=None, help="print what would be uploaded; touch nothing [DRY_RUN]")
+    add(
+        "--follow-links-outside",
+        action="store_true",
+        default=None,
+        help="also follow symbolic links whose target lies outside the source folder [FOLLOW_LINKS_OUTSIDE]",
+    )
     add("--env-file", metavar="PATH", help="read settings from this file [default: ./.env if present]")
     add(
         "--shard",
@@ -349,6 +357,7 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
         progress_interval=parse_seconds(
             setting(args.progress_interval, "PROGRESS_INTERVAL", "5") or "", "progress interval"
         ),
+        follow_links_outside=switch(args.follow_links_outside, "FOLLOW_LINKS_OUTSIDE"),
     )
 
 
@@ -394,9 +403,15 @@ def make_s3_client(settings: Settings, session: botocore.session.Session, region
 
 @dataclass(frozen=True)
 class SourceFile:
+    """A CSV file as discovery saw it: `path` as found under the source folder (what messages and manifests name),
+    `real_path` with every link resolved (what is opened), and the identity and state that opening must find."""
+
     path: Path
+    real_path: str
     size: int
     mtime_ns: int
+    device: int
+    inode: int
 
     @property
     def name(self) -> str:
@@ -412,11 +427,18 @@ class Problem:
     fails_run: bool = True
 
 
+LINK_OPT_IN = "set --follow-links-outside or FOLLOW_LINKS_OUTSIDE=true to follow such links"
+
+
 def is_csv_name(name: str) -> bool:
     return name.lower().endswith(".csv")
 
 
-def inspect_csv_entry(entry: os.DirEntry[str]) -> SourceFile | Problem:
+def is_inside(path: str, real_root: str) -> bool:
+    return path == real_root or path.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def inspect_csv_entry(entry: os.DirEntry[str], real_path: str) -> SourceFile | Problem:
     path = Path(entry.path)
     try:
         info = entry.stat(follow_symlinks=True)
@@ -426,7 +448,7 @@ def inspect_csv_entry(entry: os.DirEntry[str]) -> SourceFile | Problem:
         return Problem(path, f"cannot read file information ({error.strerror})")
     if not stat.S_ISREG(info.st_mode):
         return Problem(path, "not a regular file (FIFO, socket or device): only regular files are uploaded")
-    return SourceFile(path, info.st_size, info.st_mtime_ns)
+    return SourceFile(path, real_path, info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino)
 
 
 def is_folder(entry: os.DirEntry[str]) -> bool:
@@ -441,14 +463,25 @@ def sorted_entries(folder: Path) -> list[os.DirEntry[str]]:
         return sorted((entry for entry in entries if not entry.name.startswith(".")), key=lambda entry: entry.name)
 
 
-def walk_csv_files(root: Path) -> Iterator[SourceFile | Problem]:
-    """CSV files below root in a stable order; follows symbolic links once, hidden names ignored."""
+def link_leaving(entry: os.DirEntry[str], real_path: str, is_dir: bool) -> Problem:
+    if is_dir:
+        reason = f"symbolic link to the folder {real_path}, outside the source folder: its files were not uploaded"
+    else:
+        reason = f"symbolic link to {real_path}, outside the source folder: not opened"
+    return Problem(Path(entry.path), f"{reason}; {LINK_OPT_IN}")
+
+
+def walk_csv_files(root: Path, follow_links_outside: bool = False) -> Iterator[SourceFile | Problem]:
+    """CSV files below root in a stable order, hidden names ignored. Symbolic links are followed while their
+    resolved target stays inside root (anywhere with follow_links_outside); each folder is walked once."""
+    real_root = os.path.realpath(root)
     visited: set[tuple[int, int]] = set()
     folders = [root]
     while folders:
         folder = folders.pop()
         try:
-            identity = folder.stat()
+            real_folder = os.path.realpath(folder)
+            identity = os.stat(real_folder)
             if (identity.st_dev, identity.st_ino) in visited:
                 yield Problem(folder, "folder already visited through a symbolic link: skipped", fails_run=False)
                 continue
@@ -459,10 +492,16 @@ def walk_csv_files(root: Path) -> Iterator[SourceFile | Problem]:
             continue
         subfolders = []
         for entry in entries:
-            if is_folder(entry):
+            linked = entry.is_symlink()
+            real_path = os.path.realpath(entry.path) if linked else os.path.join(real_folder, entry.name)
+            is_dir = is_folder(entry)
+            if linked and not follow_links_outside and not is_inside(real_path, real_root):
+                if is_dir or is_csv_name(entry.name):
+                    yield link_leaving(entry, real_path, is_dir)
+            elif is_dir:
                 subfolders.append(Path(entry.path))
             elif is_csv_name(entry.name):
-                yield inspect_csv_entry(entry)
+                yield inspect_csv_entry(entry, real_path)
         folders.extend(reversed(subfolders))
 
 
@@ -475,10 +514,10 @@ class Inventory:
     bytes: int
 
 
-def take_inventory(root: Path, shard: Shard) -> Inventory:
+def take_inventory(root: Path, shard: Shard, follow_links_outside: bool = False) -> Inventory:
     names: dict[str, int] = {}
     files = size = 0
-    for item in walk_csv_files(root):
+    for item in walk_csv_files(root, follow_links_outside):
         if isinstance(item, SourceFile) and shard.owns(item.name):
             names[item.name] = names.get(item.name, 0) + 1
             files += 1
@@ -534,7 +573,7 @@ def key_problem(key: str) -> str | None:
 
 def plan_jobs(settings: Settings, names: dict[str, int], remote: dict[str, RemoteObject]) -> Iterator[Job | Problem]:
     """One Job per uploadable file of this shard; a Problem for anything that cannot go (collisions too)."""
-    for item in walk_csv_files(settings.source):
+    for item in walk_csv_files(settings.source, settings.follow_links_outside):
         if not settings.shard.owns(item.path.name):
             continue
         if isinstance(item, Problem):
@@ -744,18 +783,30 @@ def base64_of(digest: bytes) -> str:
 
 
 def open_regular_file(source: SourceFile) -> BinaryIO:
-    # O_NONBLOCK: if the path was swapped for a FIFO since discovery, open() must not wait for a writer.
-    descriptor = os.open(source.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    """Open the file discovery checked, and no other: its resolved path, refusing a final link, and only if it is
+    still the same file (device and inode) in the same state. O_NONBLOCK: a FIFO swapped in must not block open()."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileChanged("is no longer a regular file")
-        if (info.st_size, info.st_mtime_ns) != (source.size, source.mtime_ns):
-            raise FileChanged("changed since it was found")
+        descriptor = os.open(source.real_path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise FileChanged("was replaced by a symbolic link since it was found") from None
+        raise
+    try:
+        check_same_file(source, os.fstat(descriptor))
         return os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def check_same_file(source: SourceFile, info: os.stat_result) -> None:
+    if (info.st_dev, info.st_ino) != (source.device, source.inode):
+        raise FileChanged("was replaced by another file since it was found")
+    if not stat.S_ISREG(info.st_mode):
+        raise FileChanged("is no longer a regular file")
+    if (info.st_size, info.st_mtime_ns) != (source.size, source.mtime_ns):
+        raise FileChanged("changed since it was found")
 
 
 def read_whole(source: SourceFile) -> bytes:
@@ -765,10 +816,15 @@ def read_whole(source: SourceFile) -> bytes:
 
 def ensure_unchanged(source: SourceFile) -> None:
     try:
-        info = os.stat(source.path)
+        info = os.stat(source.real_path, follow_symlinks=False)
     except FileNotFoundError:
         raise FileChanged("disappeared during the upload") from None
-    if (info.st_size, info.st_mtime_ns) != (source.size, source.mtime_ns):
+    if (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns) != (
+        source.device,
+        source.inode,
+        source.size,
+        source.mtime_ns,
+    ):
         raise FileChanged("changed during the upload")
 
 
@@ -1877,7 +1933,7 @@ def new_run_id(settings: Settings) -> str:
 
 def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
     check_source_folder(settings.source)
-    inventory = take_inventory(settings.source, settings.shard)
+    inventory = take_inventory(settings.source, settings.shard, settings.follow_links_outside)
     reporter.expect(inventory.files, inventory.bytes)
     if settings.records_content and not settings.dry_run:
         reporter.manifest = ManifestWriter(settings, new_run_id(settings))

@@ -65,7 +65,7 @@ def make_socket(path: Path) -> None:
 
 
 def make_device(path: Path) -> None:
-    path.symlink_to("/dev/null")
+    path.symlink_to("/dev/null")  # outside the source folder: the run follows it only with --follow-links-outside
 
 
 @pytest.mark.parametrize("make", [make_fifo, make_socket, make_device], ids=["fifo", "socket", "device"])
@@ -74,7 +74,7 @@ def test_a_fifo_socket_or_device_named_csv_is_reported_without_being_opened(
 ) -> None:
     special = source / "series_special.csv"
     make(special)
-    run = upload(s3_server, bucket, source)  # a FIFO that was opened would block until the timeout
+    run = upload(s3_server, bucket, source, "--follow-links-outside")  # an opened FIFO would block until the timeout
     reason = "not a regular file (FIFO, socket or device): only regular files are uploaded"
     assert_only_error(run, f"Erro ao enviar {special}: {reason}")
     assert_good_file_landed(admin_s3, bucket, source)
@@ -114,6 +114,110 @@ def test_a_symlink_loop_between_folders_is_walked_once(
     assert all(line.endswith(": folder already visited through a symbolic link: skipped") for line in warnings)
     assert run.summary().startswith("Resumo: 3 enviados, 0 ignorados sem alterações, 0 com falha")
     files = [source / "movies_good.csv", source / "a" / "movies_a.csv", source / "b" / "series_b.csv"]
+    assert_holds_exactly(admin_s3, bucket, files)
+
+
+# --- symbolic links out of the source folder ----------------------------------------------------
+
+OPT_IN = "set --follow-links-outside or FOLLOW_LINKS_OUTSIDE=true to follow such links"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder beside the source folder holding what must not leak: a credentials file and a folder of CSVs."""
+    folder = tmp_path / "outside"
+    (folder / "exports").mkdir(parents=True)
+    (folder / "credentials").write_text("[default]\naws_secret_access_key = not-for-the-lake\n", encoding="utf-8")
+    write_movies(folder / "exports" / "movies_elsewhere.csv", 2_000, seed=14)
+    return folder
+
+
+def test_a_link_to_a_file_outside_is_not_opened_and_fails_the_run(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path, outside: Path
+) -> None:
+    link = source / "creds.csv"
+    link.symlink_to(outside / "credentials")
+    run = upload(s3_server, bucket, source)
+    target = outside / "credentials"
+    assert_only_error(
+        run, f"Erro ao enviar {link}: symbolic link to {target}, outside the source folder: not opened; {OPT_IN}"
+    )
+    assert_good_file_landed(admin_s3, bucket, source)
+
+
+def test_a_link_to_the_process_environment_is_not_opened(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path
+) -> None:
+    link = source / "environ.csv"
+    link.symlink_to("/proc/self/environ")
+    run = upload(s3_server, bucket, source)
+    assert run.code == 1, run.out + run.err
+    [line] = run.err.splitlines()
+    assert line.startswith(f"Erro ao enviar {link}: symbolic link to /proc/"), line
+    assert line.endswith(f"/environ, outside the source folder: not opened; {OPT_IN}"), line
+    assert_good_file_landed(admin_s3, bucket, source)
+
+
+def test_a_link_to_a_folder_outside_is_not_walked(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path, outside: Path
+) -> None:
+    link = source / "shared"
+    link.symlink_to(outside / "exports")
+    run = upload(s3_server, bucket, source)
+    reason = (
+        f"symbolic link to the folder {outside / 'exports'}, outside the source folder: its files were not uploaded"
+    )
+    assert_only_error(run, f"Erro ao enviar {link}: {reason}; {OPT_IN}")
+    assert_good_file_landed(admin_s3, bucket, source)
+
+
+def test_a_chain_of_links_that_ends_outside_is_not_followed(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path, outside: Path
+) -> None:
+    (source / "hop").symlink_to(outside / "credentials")  # not a CSV name itself: ignored
+    (source / "sub").mkdir()
+    link = source / "sub" / "series_chain.csv"
+    link.symlink_to("../hop")
+    run = upload(s3_server, bucket, source)
+    target = outside / "credentials"
+    assert_only_error(
+        run, f"Erro ao enviar {link}: symbolic link to {target}, outside the source folder: not opened; {OPT_IN}"
+    )
+    assert_good_file_landed(admin_s3, bucket, source)
+
+
+def test_links_inside_the_tree_are_followed_and_a_linked_source_folder_is_resolved_first(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path, tmp_path: Path
+) -> None:
+    store = source / ".store"  # hidden, so only reached through the links below
+    (store / "daily").mkdir(parents=True)
+    write_movies(store / "movies_real.txt", 2_000, seed=15)
+    write_movies(store / "daily" / "series_daily.csv", 2_000, seed=16)
+    (source / "movies_alias.csv").symlink_to(".store/movies_real.txt")
+    (source / "today").symlink_to(store / "daily")
+    landing = tmp_path / "landing"
+    landing.symlink_to(source)
+    run = upload(s3_server, bucket, landing)
+    assert run.code == 0, run.out + run.err
+    files = [source / "movies_good.csv", source / "movies_alias.csv", store / "daily" / "series_daily.csv"]
+    assert_holds_exactly(admin_s3, bucket, files)
+
+
+@pytest.mark.parametrize("opt_in", ["flag", "variable"])
+def test_following_links_outside_is_an_opt_in(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path, outside: Path, opt_in: str
+) -> None:
+    (source / "shared").symlink_to(outside / "exports")
+    (source / "series_mounted.csv").symlink_to(outside / "exports" / "movies_elsewhere.csv")
+    env = quiet_env(s3_server, bucket)
+    args = ["--source", str(source)]
+    if opt_in == "flag":
+        args.append("--follow-links-outside")
+    else:
+        env["FOLLOW_LINKS_OUTSIDE"] = "true"
+    run = run_uploader(s3_server, args, env, timeout=60)
+    assert run.code == 0, run.out + run.err
+    files = [source / "movies_good.csv", source / "series_mounted.csv", source / "shared" / "movies_elsewhere.csv"]
     assert_holds_exactly(admin_s3, bucket, files)
 
 

@@ -193,6 +193,51 @@ def test_walk_follows_a_symlink_loop_only_once(tmp_path: Path) -> None:
     assert not warnings[0].fails_run
 
 
+def test_walk_refuses_links_that_leave_the_source_folder_unless_allowed(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write(outside / "secret.txt")
+    write(outside / "folder" / "movies.csv")
+    root.mkdir()
+    (root / "secret.csv").symlink_to(outside / "secret.txt")
+    (root / "folder").symlink_to(outside / "folder")
+    (root / "notes").symlink_to(outside / "secret.txt")  # neither a CSV nor a folder: not mentioned
+    problems = {item.path.name: item for item in upload_s3.walk_csv_files(root) if isinstance(item, Problem)}
+    assert sorted(problems) == ["folder", "secret.csv"]
+    assert all(problem.fails_run and "FOLLOW_LINKS_OUTSIDE=true" in problem.reason for problem in problems.values())
+    found = [item for item in upload_s3.walk_csv_files(root, follow_links_outside=True) if isinstance(item, SourceFile)]
+    assert sorted(str(item.path.relative_to(root)) for item in found) == ["folder/movies.csv", "secret.csv"]
+    assert {item.real_path for item in found} == {str(outside / "secret.txt"), str(outside / "folder" / "movies.csv")}
+
+
+def discovered(root: Path) -> SourceFile:
+    [found] = [item for item in upload_s3.walk_csv_files(root) if isinstance(item, SourceFile)]
+    return found
+
+
+def test_a_file_swapped_for_a_link_after_discovery_is_not_opened(tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside" / "secret.txt")
+    root = tmp_path / "root"
+    write(root / "movies.csv")
+    found = discovered(root)
+    (root / "movies.csv").unlink()
+    (root / "movies.csv").symlink_to(outside)
+    with pytest.raises(upload_s3.FileChanged, match="replaced by a symbolic link"):
+        upload_s3.open_regular_file(found)
+
+
+def test_a_folder_swapped_for_a_link_after_discovery_is_not_read(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / "day" / "movies.csv")
+    found = discovered(root)
+    write(tmp_path / "outside" / "movies.csv")  # same name, same size: only the inode tells them apart
+    (root / "day").rename(tmp_path / "old-day")
+    (root / "day").symlink_to(tmp_path / "outside")
+    with pytest.raises(upload_s3.FileChanged, match="replaced by another file"):
+        upload_s3.open_regular_file(found)
+    with pytest.raises(upload_s3.FileChanged):
+        upload_s3.ensure_unchanged(found)
+
+
 def test_walk_follows_a_symlinked_file(tmp_path: Path) -> None:
     target = write(tmp_path / "store" / "real.txt")
     (tmp_path / "linked_series.csv").symlink_to(target)
