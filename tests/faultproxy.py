@@ -7,9 +7,17 @@ relays the answer. Faults::
 
     reset-before  reset the client connection (RST) without forwarding the request
     reset-after   forward the request, then reset the client connection instead of answering
+    cut           forward the request, then send the first half of the answer and reset the connection
     500 / 503     answer InternalError / SlowDown with an S3 XML error body, without forwarding
     stall         forward the request, then hold the answer for ``stall_seconds`` before relaying it
     corrupt       forward the request with one byte of its body changed (the bytes the server must verify)
+
+``refuse_from = N`` makes the proxy refuse every PUT whose ``Content-Length`` is N or more as soon as its head
+arrives (recorded with the fault ``refuse``): ``403 AccessDenied``, no ``100 Continue``, the body never read, and the
+connection closed, as S3 does for a bucket policy's or an expired token's refusal.
+
+``strict_completions = True`` answers a CompleteMultipartUpload of an upload the server already completed with
+``404 NoSuchUpload`` without forwarding it, as AWS does (SeaweedFS completes it again and answers 200).
 
 ``sink = True`` makes the proxy answer UploadPart and CompleteMultipartUpload itself (recorded with the fault
 ``sink``; the rule is not asked): a part's body is read and discarded, its MD5 taken on the way, and the answer is its
@@ -51,7 +59,7 @@ from seaweed import free_port
 
 __all__ = ["Completion", "Fault", "FaultProxy", "Request", "Rule", "SunkPart", "every_nth", "first_attempts"]
 
-Fault = Literal["reset-before", "reset-after", "500", "503", "stall", "corrupt", "sink"]
+Fault = Literal["reset-before", "reset-after", "cut", "500", "503", "stall", "corrupt", "sink", "refuse"]
 PRESIGNATURE_FIELDS = ("x-amz-", "signature=", "expires=", "awsaccesskeyid=")  # SigV4 and SigV2 query fields
 MAX_HEAD_BYTES = 64 * 1024
 SINK_BLOCK = 1024 * 1024  # a sunk body is read in blocks of this size, never held whole
@@ -279,7 +287,7 @@ def error_response(fault: Fault, method: str) -> bytes:
     return xml_error(*ERRORS[fault], method)
 
 
-def xml_error(status: bytes, code: bytes, message: bytes, method: str) -> bytes:
+def xml_error(status: bytes, code: bytes, message: bytes, method: str, close: bool = False) -> bytes:
     body = (
         b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
         + code
@@ -288,8 +296,13 @@ def xml_error(status: bytes, code: bytes, message: bytes, method: str) -> bytes:
         + b"</Message><RequestId>FAULTPROXY</RequestId></Error>"
     )
     head = (
-        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/xml\r\nx-amz-request-id: FAULTPROXY\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: application/xml\r\nx-amz-request-id: FAULTPROXY\r\n"
+        + (b"Connection: close\r\n" if close else b"")
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
     )
     return head if method == "HEAD" else head + body
 
@@ -316,6 +329,10 @@ class FaultProxy:
         self.requests: list[Request] = []
         self.injected: Counter[str] = Counter()
         self.sink = False
+        self.refuse_from: int | None = None
+        self.strict_completions = False
+        self._completed: set[str] = set()  # upload ids the server completed
+        self.ca_file: str | None = None  # what a client must trust for this proxy's certificate, when tls is given
         self.sunk_parts: list[SunkPart] = []
         self.completions: list[Completion] = []
         self._down_after: int | None = None  # requests beyond this number are refused
@@ -444,6 +461,10 @@ class FaultProxy:
         if head is None:
             return False
         method, target, _ = head.start_line.split(" ", 2)
+        if self._refuses(method, head):
+            self._register(method, target, head.headers.get("authorization", "").partition(" ")[0], refused=True)
+            client.sendall(xml_error(b"403 Forbidden", b"AccessDenied", b"Access Denied", method, close=True))
+            return False
         if "100-continue" in head.headers.get("expect", "").lower():
             client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         request = Request(0, method, target)
@@ -457,8 +478,20 @@ class FaultProxy:
         if fault in ERRORS:
             client.sendall(error_response(fault, method))
             return not head.says_close()
+        if self._completed_already(request):
+            client.sendall(
+                xml_error(b"404 Not Found", b"NoSuchUpload", b"The specified upload does not exist.", method)
+            )
+            return not head.says_close()
         answer, keep_open = self._forward(head.raw + (corrupted(head, body) if fault == "corrupt" else body), method)
+        if request.is_complete and answer.startswith(b"HTTP/1.1 200"):
+            with self._seen:
+                self._completed.add(request.query("uploadId"))
         if fault == "reset-after":
+            reset(client)
+            return False
+        if fault == "cut":
+            client.sendall(answer[: len(answer) // 2])
             reset(client)
             return False
         if fault == "stall" and self._closing.wait(self.stall_seconds):
@@ -466,13 +499,25 @@ class FaultProxy:
         client.sendall(answer)
         return keep_open and not head.says_close()
 
-    def _register(self, method: str, target: str, authorization: str, sink: bool = False) -> Fault | None:
+    def _completed_already(self, request: Request) -> bool:
+        with self._seen:
+            return self.strict_completions and request.is_complete and request.query("uploadId") in self._completed
+
+    def _refuses(self, method: str, head: Message) -> bool:
+        length = head.headers.get("content-length", "")
+        return self.refuse_from is not None and method == "PUT" and length.isdigit() and int(length) >= self.refuse_from
+
+    def _register(
+        self, method: str, target: str, authorization: str, sink: bool = False, refused: bool = False
+    ) -> Fault | None:
         """Number the request and record it with the fault the rule picks (a reset while 'away')."""
         with self._seen:
             number = len(self.requests) + 1
             request = Request(number, method, target, authorization)
             away = self._down_after is not None and number > self._down_after
-            fault: Fault | None = "reset-before" if away else "sink" if sink else self.faults(request)
+            fault: Fault | None = (
+                "reset-before" if away else "sink" if sink else "refuse" if refused else self.faults(request)
+            )
             self.requests.append(dataclasses.replace(request, fault=fault))
             if fault is not None:
                 self.injected[fault] += 1

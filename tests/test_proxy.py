@@ -1,13 +1,18 @@
-"""The uploader honours the standard proxy variables (HTTP_PROXY / http_proxy, NO_PROXY) as botocore users expect.
+"""The uploader honours the standard proxy variables (HTTP(S)_PROXY / http(s)_proxy, NO_PROXY) as botocore users
+expect.
 
-A minimal forwarding HTTP proxy runs in this process on 127.0.0.1: the S3 endpoint is plain http, so the uploader
-sends it absolute-form requests (``PUT http://127.0.0.1:PORT/bucket/key HTTP/1.1``), which it forwards unchanged
-(SigV4 signs the Host header) to the origin they name, recording (method, absolute target) for each.
+A minimal forwarding HTTP proxy runs in this process on 127.0.0.1, recording (method, target) for each request. To
+a plain-http endpoint the uploader sends absolute-form requests (``PUT http://127.0.0.1:PORT/bucket/key HTTP/1.1``),
+which it forwards unchanged (SigV4 signs the Host header) to the origin they name. To an https endpoint it opens a
+``CONNECT 127.0.0.1:PORT`` tunnel, which the proxy relays byte for byte: TLS runs end to end through it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from datagen import write_movies, write_series
+from faultproxy import FaultProxy
 from seaweed import SeaweedServer, free_port
 from test_cli import DATE, MOVIES, SERIES, body, keys_in, run_uploader, uploader_env
 
@@ -89,10 +95,26 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers["Content-Length"]))
 
+    def _tunnel(self) -> None:
+        host, _, port = self.path.rpartition(":")
+        try:
+            upstream = socket.create_connection((host, int(port)), timeout=UPSTREAM_SECONDS)
+        except (OSError, ValueError) as error:
+            self._refuse(502, f"cannot connect to {self.path}: {error!r}")
+            return
+        self.send_response_only(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        with upstream:
+            relay = threading.Thread(target=_relay, args=(upstream, self.connection), daemon=True)
+            relay.start()
+            _relay(self.connection, upstream)
+            relay.join(UPSTREAM_SECONDS)
+
     def _forward(self) -> None:
         self._record()
         if self.command == "CONNECT":
-            self._refuse(405, "CONNECT is not supported by this test proxy")
+            self._tunnel()
             return
         target = urlsplit(self.path)
         if target.scheme != "http" or not target.hostname:
@@ -130,6 +152,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.wfile.write(answer)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_CONNECT = do_OPTIONS = do_PATCH = _forward
+
+
+def _relay(source: socket.socket, sink: socket.socket) -> None:
+    """Copy bytes one way until either side closes; then end the other direction too."""
+    try:
+        for data in iter(lambda: source.recv(65536), b""):
+            sink.sendall(data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_RDWR)
 
 
 class ForwardProxy:
@@ -218,3 +251,31 @@ def test_no_proxy_bypasses_the_proxy(
 ) -> None:
     upload(s3_server, admin_s3, bucket, source, HTTP_PROXY=proxy.url, **{variable: "127.0.0.1"})
     assert proxy.requests() == []
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy"])
+def test_an_https_endpoint_is_reached_through_a_connect_tunnel(
+    s3_server: SeaweedServer,
+    admin_s3: S3Client,
+    bucket: str,
+    source: Path,
+    proxy: ForwardProxy,
+    private_ca: tuple[Path, ssl.SSLContext],
+    variable: str,
+) -> None:
+    ca, context = private_ca
+    with FaultProxy(s3_server.endpoint, tls=context) as tls_endpoint:
+        upload(
+            s3_server,
+            admin_s3,
+            bucket,
+            source,
+            AWS_ENDPOINT_URL=tls_endpoint.endpoint,
+            AWS_CA_BUNDLE=str(ca),
+            **{variable: proxy.url},
+        )
+        puts = [request for request in tls_endpoint.requests if request.method == "PUT"]
+    tunnel = tls_endpoint.endpoint.removeprefix("https://")
+    seen = proxy.requests()
+    assert seen and set(seen) == {("CONNECT", tunnel)}, seen  # every request, PUTs included, went through it
+    assert len(puts) == len(EXPECTED)

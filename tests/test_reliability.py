@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 MIB = 1024 * 1024
 BIG = 20 * MIB + 4321  # three parts of the uploader's 8 MiB
-NETWORK_FAULTS: list[Fault] = ["reset-before", "reset-after", "500", "503"]
+NETWORK_FAULTS: list[Fault] = ["reset-before", "reset-after", "cut", "500", "503"]
 SIGNAL_DEADLINE = 10.0  # seconds from the signal to the exit: what `docker stop` allows before SIGKILL
 
 
@@ -94,7 +94,8 @@ def finish(server: SeaweedServer, process: subprocess.Popen[str], timeout: float
 
 
 def proxied_env(server: SeaweedServer, proxy: FaultProxy, bucket: str, **extra: str) -> dict[str, str]:
-    return uploader_env(server, BUCKET_NAME=bucket, UPLOAD_DATE=DATE, AWS_ENDPOINT_URL=proxy.endpoint, **extra)
+    trust = {"AWS_CA_BUNDLE": proxy.ca_file} if proxy.ca_file else {}
+    return uploader_env(server, BUCKET_NAME=bucket, UPLOAD_DATE=DATE, AWS_ENDPOINT_URL=proxy.endpoint, **trust, **extra)
 
 
 def small_files(folder: Path, count: int) -> list[Path]:
@@ -113,21 +114,32 @@ def proxy(s3_server: SeaweedServer) -> Iterator[FaultProxy]:
         yield started
 
 
+@pytest.fixture(params=["http", "https"])
+def any_proxy(
+    request: pytest.FixtureRequest, s3_server: SeaweedServer, private_ca: tuple[Path, ssl.SSLContext]
+) -> Iterator[FaultProxy]:
+    """The fault proxy over plain http, and over TLS with a private CA (real S3 is always TLS)."""
+    ca, context = private_ca
+    with FaultProxy(s3_server.endpoint, tls=context if request.param == "https" else None) as started:
+        started.ca_file = str(ca) if request.param == "https" else None
+        yield started
+
+
 # --- faults -------------------------------------------------------------------------------------
 
 
 def test_faults_on_a_tenth_of_requests_still_land_every_file_intact(
-    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     files = [*small_files(tmp_path, 60), big_file(tmp_path)]
     tenth = every_nth(10, NETWORK_FAULTS)
     each_part_once = first_attempts(NETWORK_FAULTS, when=lambda request: request.is_part)
-    proxy.faults = lambda request: tenth(request) or each_part_once(request)
-    env = proxied_env(s3_server, proxy, bucket, AWS_MAX_ATTEMPTS="5")
+    any_proxy.faults = lambda request: tenth(request) or each_part_once(request)
+    env = proxied_env(s3_server, any_proxy, bucket, AWS_MAX_ATTEMPTS="5")
     run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
     assert run.code == 0, run.err
-    assert set(proxy.injected) == set(NETWORK_FAULTS)
-    assert any(request.is_part and request.fault for request in proxy.requests)
+    assert set(any_proxy.injected) == set(NETWORK_FAULTS)
+    assert any(request.is_part and request.fault for request in any_proxy.requests)
     assert sent(run) == set(files)
     assert run.summary().startswith("Resumo: 61 enviados, 0 ignorados sem alterações, 0 com falha")
     assert_holds_exactly(admin_s3, bucket, files)
@@ -135,21 +147,21 @@ def test_faults_on_a_tenth_of_requests_still_land_every_file_intact(
 
 
 def test_server_going_away_fails_the_rest_and_a_rerun_sends_only_what_is_missing(
-    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     files = small_files(tmp_path, 16)
-    proxy.stop_forwarding(after=4 + 6)  # 2 listings and the write check (create, abort), then 6 uploads
-    env = proxied_env(s3_server, proxy, bucket, UPLOAD_CONCURRENCY="8")
+    any_proxy.stop_forwarding(after=4 + 6)  # 2 listings and the write check (create, abort), then 6 uploads
+    env = proxied_env(s3_server, any_proxy, bucket, UPLOAD_CONCURRENCY="8")
     run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
     assert run.code == 1
     reasons = failed(run)
     assert reasons and sent(run) and set(reasons) | sent(run) == set(files)
-    assert all(proxy.endpoint in reason for reason in reasons.values()), reasons  # "cannot reach <endpoint>..."
+    assert all(any_proxy.endpoint in reason for reason in reasons.values()), reasons  # "cannot reach <endpoint>..."
     landed = [path for path in files if key_of(path) in keys_in(admin_s3, bucket)]
     assert sent(run) <= set(landed)
     assert_holds_exactly(admin_s3, bucket, landed)
 
-    proxy.resume_forwarding()
+    any_proxy.resume_forwarding()
     again = run_uploader(s3_server, ["--source", str(tmp_path)], env)
     assert again.code == 0, again.err
     assert sent(again) == set(files) - set(landed)
@@ -159,32 +171,66 @@ def test_server_going_away_fails_the_rest_and_a_rerun_sends_only_what_is_missing
 
 @pytest.mark.parametrize("fault", ["500", "reset-after"])
 def test_a_multipart_upload_whose_parts_fail_is_aborted(
-    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path, fault: Fault
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path, fault: Fault
 ) -> None:
     good = small_files(tmp_path / "small", 3)
     big = big_file(tmp_path)
-    proxy.faults = lambda request: fault if request.is_part else None
-    env = proxied_env(s3_server, proxy, bucket, AWS_MAX_ATTEMPTS="1")
+    any_proxy.faults = lambda request: fault if request.is_part else None
+    env = proxied_env(s3_server, any_proxy, bucket, AWS_MAX_ATTEMPTS="1")
     run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
     assert run.code == 1
     assert set(failed(run)) == {big}
-    assert any(request.method == "DELETE" and "uploadId=" in request.target for request in proxy.requests)
+    assert any(request.method == "DELETE" and "uploadId=" in request.target for request in any_proxy.requests)
     assert_no_multipart_uploads(admin_s3, bucket)
     assert_holds_exactly(admin_s3, bucket, good)
 
 
 def test_bytes_corrupted_on_the_way_are_refused_by_the_server_and_the_file_failed(
-    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     files = [*small_files(tmp_path, 2), big_file(tmp_path)]
-    proxy.faults = lambda request: "corrupt" if request.method == "PUT" else None
-    run = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket))
+    any_proxy.faults = lambda request: "corrupt" if request.method == "PUT" else None
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, any_proxy, bucket))
     assert run.code == 1
     reasons = failed(run)
     assert set(reasons) == set(files), run.err
     assert all(reason.startswith("S3 answered BadDigest") for reason in reasons.values()), reasons
     assert keys_in(admin_s3, bucket) == set()
     assert_no_multipart_uploads(admin_s3, bucket)
+
+
+def test_an_early_refusal_of_large_uploads_is_reported_as_such_and_the_small_files_land(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    small = small_files(tmp_path / "small", 3)
+    single = tmp_path / "series_two_mib.csv"  # one PUT, with Expect: 100-continue
+    write_series(single, 2 * MIB, seed=5)
+    big = big_file(tmp_path)  # parts, each with Expect: 100-continue
+    any_proxy.refuse_from = MIB
+    env = proxied_env(s3_server, any_proxy, bucket, AWS_MAX_ATTEMPTS="5")
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
+    assert run.code == 1, run.out + run.err
+    reasons = failed(run)
+    assert set(reasons) == {single, big}, run.err
+    assert all(reason.startswith(f"access denied on s3://{bucket}/Raw/Local/CSV") for reason in reasons.values())
+    refused = [request.resource for request in any_proxy.requests if request.fault == "refuse"]
+    assert refused and len(refused) == len(set(refused)), refused  # read as a refusal: never retried
+    assert_holds_exactly(admin_s3, bucket, small)
+    assert_no_multipart_uploads(admin_s3, bucket)
+
+
+def test_a_completion_whose_answer_is_lost_is_checked_in_the_bucket(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    big = big_file(tmp_path)
+    any_proxy.strict_completions = True  # the retry finds the upload gone, as on AWS
+    any_proxy.faults = first_attempts(["reset-after"], when=lambda request: request.is_complete)
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, any_proxy, bucket))
+    assert run.code == 0, run.out + run.err
+    completions = [request for request in any_proxy.requests if request.is_complete]
+    assert [request.fault for request in completions] == ["reset-after", None]
+    assert sent(run) == {big}
+    assert_holds_exactly(admin_s3, bucket, [big])
 
 
 def test_every_request_is_signed_with_sigv4(
@@ -290,16 +336,16 @@ def test_a_stalled_answer_times_out_and_is_retried(
     s3_server: SeaweedServer,
     admin_s3: S3Client,
     bucket: str,
-    proxy: FaultProxy,
+    any_proxy: FaultProxy,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     files = small_files(tmp_path, 4)
-    proxy.stall_seconds = 3
-    proxy.faults = first_attempts(["stall"], when=lambda request: request.method == "PUT")
-    assert run_in_process(monkeypatch, s3_server, proxy, bucket, tmp_path) == 0, capsys.readouterr().err
-    assert proxy.injected["stall"] == len(files)
+    any_proxy.stall_seconds = 3
+    any_proxy.faults = first_attempts(["stall"], when=lambda request: request.method == "PUT")
+    assert run_in_process(monkeypatch, s3_server, any_proxy, bucket, tmp_path) == 0, capsys.readouterr().err
+    assert any_proxy.injected["stall"] == len(files)
     assert_holds_exactly(admin_s3, bucket, files)
 
 
@@ -307,7 +353,7 @@ def test_a_server_that_never_answers_fails_the_file_with_a_read_timeout(
     s3_server: SeaweedServer,
     admin_s3: S3Client,
     bucket: str,
-    proxy: FaultProxy,
+    any_proxy: FaultProxy,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -315,9 +361,9 @@ def test_a_server_that_never_answers_fails_the_file_with_a_read_timeout(
     stuck = tmp_path / "series_stuck.csv"
     write_series(stuck, 5_000, seed=3)
     good = small_files(tmp_path / "good", 2)
-    proxy.stall_seconds = 5
-    proxy.faults = lambda request: "stall" if request.path.endswith("/series_stuck.csv") else None
-    assert run_in_process(monkeypatch, s3_server, proxy, bucket, tmp_path, AWS_MAX_ATTEMPTS="2") == 1
+    any_proxy.stall_seconds = 5
+    any_proxy.faults = lambda request: "stall" if request.path.endswith("/series_stuck.csv") else None
+    assert run_in_process(monkeypatch, s3_server, any_proxy, bucket, tmp_path, AWS_MAX_ATTEMPTS="2") == 1
     errors = capsys.readouterr().err.splitlines()
     assert errors == [
         f"Erro ao enviar {stuck}: the server stopped answering (read timeout), so the upload is not confirmed: "
@@ -396,47 +442,6 @@ def test_an_identity_limited_to_list_and_write_under_the_prefix_is_enough(tmp_pa
 
 
 # --- TLS ----------------------------------------------------------------------------------------
-
-
-def openssl(*args: str | Path) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-
-
-@pytest.fixture
-def private_ca(tmp_path: Path) -> tuple[Path, ssl.SSLContext]:
-    """A throw-away CA (its PEM file) and a server TLS context for 127.0.0.1 signed by it."""
-    folder = tmp_path / "pki"
-    folder.mkdir()
-    ca, ca_key, cert, key, csr = (folder / name for name in ("ca.pem", "ca.key", "server.pem", "server.key", "csr"))
-    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=upload_s3 test CA")
-    openssl("req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
-    extensions = folder / "server.ext"
-    extensions.write_text(
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-        encoding="ascii",
-    )
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        csr,
-        "-CA",
-        ca,
-        "-CAkey",
-        ca_key,
-        "-CAcreateserial",
-        "-out",
-        cert,
-        "-days",
-        "2",
-        "-extfile",
-        extensions,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return ca, context
 
 
 def test_tls_is_verified_and_aws_ca_bundle_trusts_a_private_ca(
