@@ -13,12 +13,13 @@ RUN useradd --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sb
 
 WORKDIR /app
 
-# Dependencies first: a change to upload_s3.py reuses this layer. tzdata (in requirements.txt) gives zoneinfo
+# Dependencies first: a change to the code reuses this layer. tzdata (in requirements.txt) gives zoneinfo
 # its own time-zone data, so TZ=America/Sao_Paulo works whatever zone data the slim base image has.
 COPY requirements.txt .
 RUN pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore -r requirements.txt
 
 COPY upload_s3.py .
+COPY s3_landing/ s3_landing/
 
 # Numeric, so `runAsNonRoot` checks can verify it; the source folder may be mounted read-only.
 USER 10001

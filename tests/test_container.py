@@ -125,6 +125,9 @@ def rebuilt_image(image: str, python_version: str, tmp_path_factory: pytest.Temp
     for name in ("Dockerfile", ".dockerignore", "requirements.txt"):
         shutil.copy2(ROOT / name, context / name)
     (context / "upload_s3.py").write_bytes((ROOT / "upload_s3.py").read_bytes() + b"# a code change\n")
+    shutil.copytree(ROOT / "s3_landing", context / "s3_landing", ignore=shutil.ignore_patterns("__pycache__"))
+    (context / "s3_landing" / "__pycache__").mkdir()  # a stale byte-code cache must stay out of the image
+    (context / "s3_landing" / "__pycache__" / "cli.cpython-39.pyc").write_bytes(b"stale")
     for name in (".env", ".git/config", ".venv/pyvenv.cfg", "tests/test_x.py", "data/movies.csv", "bench/x.py"):
         (context / name).parent.mkdir(parents=True, exist_ok=True)
         (context / name).write_text("AWS_SECRET_ACCESS_KEY=canary-must-not-be-in-the-image\n", encoding="utf-8")
@@ -239,7 +242,9 @@ def test_image_holds_the_program_and_no_env_file_even_when_the_context_has_one(i
             "run", "--rm", "--user", "0", "--entrypoint", "sh", tag, "-c", "find / -xdev -name '.env*'; ls -A /app"
         )
         assert listing.returncode == 0, listing.stderr
-        assert listing.stdout.split() == ["data.base", "requirements.txt", "upload_s3.py"], tag
+        assert listing.stdout.split() == ["data.base", "requirements.txt", "s3_landing", "upload_s3.py"], tag
+        package = docker("run", "--rm", "--entrypoint", "find", tag, "/app/s3_landing", "-name", "__pycache__")
+        assert package.returncode == 0 and package.stdout == "", (tag, package.stdout, package.stderr)
 
 
 def test_a_code_change_rebuilds_only_the_code_layer(image: str, rebuilt_image: str) -> None:

@@ -132,16 +132,19 @@ def outside(tmp_path: Path) -> Path:
     return folder
 
 
+def assert_file_link_refused(run: Run, link: Path, target: Path) -> None:
+    assert_only_error(
+        run, f"Erro ao enviar {link}: symbolic link to {target}, outside the source folder: not opened; {OPT_IN}"
+    )
+
+
 def test_a_link_to_a_file_outside_is_not_opened_and_fails_the_run(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path, outside: Path
 ) -> None:
     link = source / "creds.csv"
     link.symlink_to(outside / "credentials")
     run = upload(s3_server, bucket, source)
-    target = outside / "credentials"
-    assert_only_error(
-        run, f"Erro ao enviar {link}: symbolic link to {target}, outside the source folder: not opened; {OPT_IN}"
-    )
+    assert_file_link_refused(run, link, outside / "credentials")
     assert_good_file_landed(admin_s3, bucket, source)
 
 
@@ -179,10 +182,7 @@ def test_a_chain_of_links_that_ends_outside_is_not_followed(
     link = source / "sub" / "series_chain.csv"
     link.symlink_to("../hop")
     run = upload(s3_server, bucket, source)
-    target = outside / "credentials"
-    assert_only_error(
-        run, f"Erro ao enviar {link}: symbolic link to {target}, outside the source folder: not opened; {OPT_IN}"
-    )
+    assert_file_link_refused(run, link, outside / "credentials")
     assert_good_file_landed(admin_s3, bucket, source)
 
 

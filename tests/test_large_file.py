@@ -19,7 +19,7 @@ from seaweed import SeaweedServer
 from test_cli import SCRIPT, SERIES, Run, body
 from test_reliability import proxied_env
 
-import upload_s3
+from s3_landing import discovery
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -113,7 +113,7 @@ def test_a_file_over_5_gib_goes_in_valid_parts_with_flat_memory(
     assert all(part.length == part_size for part in parts[:-1])
     assert 0 < parts[-1].length <= part_size
     assert sum(part.length for part in parts) == HUGE
-    assert part_size == upload_s3.part_size_for(HUGE)
+    assert part_size == discovery.part_size_for(HUGE)
     digests = {length: zeros_md5(length) for length in {part.length for part in parts}}
     for part in parts:
         assert part.md5 == part.content_md5 == digests[part.length], part

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from seaweed import SeaweedServer
 from test_cli import DATE, SCRIPT, keys_in, run_uploader, uploader_env
 
-import upload_s3
+import s3_landing
+from s3_landing import config, discovery
+from s3_landing.transfer import files
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -76,7 +78,7 @@ def test_manifest_in_the_bucket_and_locally_lists_what_landed(
     assert (record["bucket"], record["prefix"], record["date"]) == (bucket, "Raw/Local/CSV", DATE)
     assert (record["source"], record["version"], record["shard"]) == (
         str(lake),
-        upload_s3.__version__,
+        s3_landing.__version__,
         {"index": 0, "count": 1},
     )
     assert record["started_at"] <= record["ended_at"]
@@ -87,7 +89,7 @@ def test_manifest_in_the_bucket_and_locally_lists_what_landed(
     for relative, entry in files.items():
         assert entry["status"] == "uploaded"
         assert entry["reason"] is None
-        assert entry["key"] == upload_s3.object_key("Raw/Local/CSV", upload_s3.parse_date(DATE), Path(relative).name)
+        assert entry["key"] == discovery.object_key("Raw/Local/CSV", config.parse_date(DATE), Path(relative).name)
         assert {name: entry[name] for name in ("size", "sha256", "header", "delimiter", "rows")} == expected_stats(
             lake / relative
         )
@@ -115,7 +117,7 @@ def test_manifest_of_a_rerun_records_skips_and_failures(
 
 def test_content_stats_count_rows_headers_and_delimiters() -> None:
     def stats_of(*chunks: bytes) -> dict[str, Any]:
-        stats = upload_s3.ContentStats()
+        stats = files.ContentStats()
         for chunk in chunks:
             stats.feed(chunk)
         return stats.summary()
@@ -140,7 +142,7 @@ def test_content_stats_count_rows_headers_and_delimiters() -> None:
 
 @given(name=st.text(min_size=1), count=st.integers(min_value=1, max_value=64))
 def test_every_file_name_belongs_to_exactly_one_shard(name: str, count: int) -> None:
-    owners = [index for index in range(count) if upload_s3.Shard(index, count).owns(name)]
+    owners = [index for index in range(count) if config.Shard(index, count).owns(name)]
     assert len(owners) == 1
 
 
@@ -148,18 +150,18 @@ def test_shard_settings_from_flag_and_orchestrator_variables(monkeypatch: pytest
     monkeypatch.chdir(tmp_path)
     for name in ("SHARD_INDEX", "SHARD_COUNT", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"):
         monkeypatch.delenv(name, raising=False)
-    assert upload_s3.load_settings(["--bucket", "b", "--shard", "2/5"]).shard == upload_s3.Shard(2, 5)
+    assert config.load_settings(["--bucket", "b", "--shard", "2/5"]).shard == config.Shard(2, 5)
     monkeypatch.setenv("SHARD_COUNT", "4")
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "3")
-    assert upload_s3.load_settings(["--bucket", "b"]).shard == upload_s3.Shard(3, 4)
+    assert config.load_settings(["--bucket", "b"]).shard == config.Shard(3, 4)
     monkeypatch.delenv("JOB_COMPLETION_INDEX")
     monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "1")
-    assert upload_s3.load_settings(["--bucket", "b"]).shard == upload_s3.Shard(1, 4)
-    with pytest.raises(upload_s3.ConfigError, match="shard index"):
-        upload_s3.load_settings(["--bucket", "b", "--shard", "4/4"])
+    assert config.load_settings(["--bucket", "b"]).shard == config.Shard(1, 4)
+    with pytest.raises(config.ConfigError, match="shard index"):
+        config.load_settings(["--bucket", "b", "--shard", "4/4"])
     monkeypatch.delenv("SHARD_COUNT")
-    with pytest.raises(upload_s3.ConfigError, match="SHARD_COUNT"):
-        upload_s3.load_settings(["--bucket", "b"])
+    with pytest.raises(config.ConfigError, match="SHARD_COUNT"):
+        config.load_settings(["--bucket", "b"])
 
 
 def test_shards_side_by_side_upload_exactly_the_keys_of_one_run(
@@ -306,7 +308,7 @@ def test_kubernetes_indexed_job_is_consistent() -> None:
     mount = container["volumeMounts"][0]
     assert (mount["mountPath"], mount["readOnly"]) == ("/app/data.base", True)
     assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-    assert upload_s3.build_parser().parse_args(container["args"]).manifest is True
+    assert config.build_parser().parse_args(container["args"]).manifest is True
 
 
 def test_aws_batch_array_job_is_consistent() -> None:
@@ -318,4 +320,4 @@ def test_aws_batch_array_job_is_consistent() -> None:
     assert submit["jobDefinition"] == definition["jobDefinitionName"]
     assert properties["mountPoints"][0] == {"sourceVolume": "data", "containerPath": "/app/data.base", "readOnly": True}
     assert "AWS_ACCESS_KEY_ID" not in env  # credentials come from the job role
-    assert upload_s3.build_parser().parse_args(properties["command"]).log_format == "json"
+    assert config.build_parser().parse_args(properties["command"]).log_format == "json"

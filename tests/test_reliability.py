@@ -21,7 +21,7 @@ from faultproxy import Fault, FaultProxy, Request, every_nth, first_attempts
 from seaweed import SeaweedServer
 from test_cli import DATE, MOVIES, SCRIPT, SERIES, Run, body, keys_in, run_uploader, uploader_env
 
-import upload_s3
+from s3_landing import cli, config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -328,8 +328,8 @@ def run_in_process(
     def short_read_timeout(**options: Any) -> Config:
         return Config(**{**options, "read_timeout": 1})
 
-    monkeypatch.setattr(upload_s3, "Config", short_read_timeout)
-    return upload_s3.main(["--source", str(source), "--prefix", "Raw/Local/CSV", "--concurrency", "4"])
+    monkeypatch.setattr(config, "Config", short_read_timeout)
+    return cli.main(["--source", str(source), "--prefix", "Raw/Local/CSV", "--concurrency", "4"])
 
 
 def test_a_stalled_answer_times_out_and_is_retried(

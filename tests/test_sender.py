@@ -17,7 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedErro
 from seaweed import free_port
 from urllib3.exceptions import SSLError as URLLib3SSLError
 
-import upload_s3
+import s3_landing
+from s3_landing import config
+from s3_landing.transfer import sending
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -100,17 +102,17 @@ def serve(servers: list[ScriptedServer], *answers: bytes) -> ScriptedServer:
     return server
 
 
-def sender_for(server: ScriptedServer, max_attempts: int = 2, mode: str = "standard") -> upload_s3.PutSender:
-    session = upload_s3.new_session()
+def sender_for(server: ScriptedServer, max_attempts: int = 2, mode: str = "standard") -> sending.PutSender:
+    session = config.new_session()
     session.set_credentials("AKIAUNIT", "unit-secret")
     retries: Any = {"mode": mode, "total_max_attempts": max_attempts}
-    config = Config(signature_version="s3v4", retries=retries, connect_timeout=2, read_timeout=2)
+    client_config = Config(signature_version="s3v4", retries=retries, connect_timeout=2, read_timeout=2)
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    client = cast("S3Client", session.create_client("s3", "us-east-1", endpoint_url=endpoint, config=config))
-    return upload_s3.PutSender(client, session, "lake", 4, threading.Event())
+    client = cast("S3Client", session.create_client("s3", "us-east-1", endpoint_url=endpoint, config=client_config))
+    return sending.PutSender(client, session, "lake", 4, threading.Event())
 
 
-def put(sender: upload_s3.PutSender, size: int = 10) -> str:
+def put(sender: sending.PutSender, size: int = 10) -> str:
     return sender.put("Raw/x.csv", b"x" * size, b"\0" * 16, {}, "text/csv")
 
 
@@ -149,7 +151,7 @@ def test_expect_100_continue_only_on_bodies_of_a_mebibyte_and_more(script: list[
     small, large = server.heads
     assert "expect" not in small
     assert large["expect"] == "100-continue"
-    assert all(head["user-agent"].startswith(f"upload_s3/{upload_s3.__version__} ") for head in server.heads)
+    assert all(head["user-agent"].startswith(f"upload_s3/{s3_landing.__version__} ") for head in server.heads)
     assert all(head["request-line"] == "PUT /lake/Raw/x.csv HTTP/1.1" for head in server.heads)
 
 
@@ -182,6 +184,6 @@ def test_a_malformed_answer_is_a_connection_error_retried_then_reported(
 def test_only_a_certificate_failure_counts_as_untrusted() -> None:
     unverified = SSLError(endpoint_url="https://x", error=URLLib3SSLError(ssl.SSLCertVerificationError(1, "bad")))
     closed = SSLError(endpoint_url="https://x", error=URLLib3SSLError(ssl.SSLEOFError(8, "EOF in violation")))
-    assert upload_s3.is_certificate_failure(unverified)
-    assert not upload_s3.is_certificate_failure(closed)
-    assert not upload_s3.is_certificate_failure(ConnectionClosedError(endpoint_url="https://x"))
+    assert sending.is_certificate_failure(unverified)
+    assert not sending.is_certificate_failure(closed)
+    assert not sending.is_certificate_failure(ConnectionClosedError(endpoint_url="https://x"))

@@ -23,8 +23,10 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-import upload_s3
-from upload_s3 import Problem, Settings, SourceFile
+from s3_landing import cli, config, discovery, report
+from s3_landing.config import Settings
+from s3_landing.discovery import Problem, SourceFile
+from s3_landing.transfer import destination, files, signing
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -77,25 +79,25 @@ name_text = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_ch
 
 @given(before=name_text, movies=st.sampled_from(["movies", "MOVIES", "Movies", "mOvIeS"]), after=name_text)
 def test_a_name_containing_movies_in_any_case_is_movies(before: str, movies: str, after: str) -> None:
-    assert upload_s3.category_for(before + movies + after) == "Movies"
+    assert discovery.category_for(before + movies + after) == "Movies"
 
 
 @given(name=name_text)
 def test_a_name_without_movies_is_series(name: str) -> None:
     expected = "Movies" if "movies" in name.lower() else "Series"
-    assert upload_s3.category_for(name) == expected
+    assert discovery.category_for(name) == expected
 
 
 def test_classification_reads_the_file_name_only() -> None:
-    assert upload_s3.category_for("series.csv") == "Series"
-    assert upload_s3.category_for("top_movies_2020.CSV") == "Movies"
-    assert upload_s3.category_for("movie.csv") == "Series"
+    assert discovery.category_for("series.csv") == "Series"
+    assert discovery.category_for("top_movies_2020.CSV") == "Movies"
+    assert discovery.category_for("movie.csv") == "Series"
 
 
 @given(name=name_text)
 def test_key_keeps_the_file_name_byte_for_byte(name: str) -> None:
-    key = upload_s3.object_key("Raw/Local/CSV", DAY, name)
-    assert key == f"Raw/Local/CSV/{upload_s3.category_for(name)}/2022/05/02/{name}"
+    key = discovery.object_key("Raw/Local/CSV", DAY, name)
+    assert key == f"Raw/Local/CSV/{discovery.category_for(name)}/2022/05/02/{name}"
     assert key.encode("utf-8").endswith(name.encode("utf-8"))
 
 
@@ -110,40 +112,40 @@ def test_key_keeps_the_file_name_byte_for_byte(name: str) -> None:
     ],
 )
 def test_prefix_is_normalized_to_slashes_without_leading_slash(raw: str, expected: str) -> None:
-    assert upload_s3.normalize_prefix(raw) == expected
+    assert config.normalize_prefix(raw) == expected
 
 
 def test_empty_prefix_gives_a_key_without_leading_slash() -> None:
-    assert upload_s3.object_key("", DAY, "movies.csv") == "Movies/2022/05/02/movies.csv"
+    assert discovery.object_key("", DAY, "movies.csv") == "Movies/2022/05/02/movies.csv"
 
 
 def test_month_and_day_have_two_digits() -> None:
-    assert upload_s3.object_key("p", dt.date(2024, 1, 9), "s.csv") == "p/Series/2024/01/09/s.csv"
+    assert discovery.object_key("p", dt.date(2024, 1, 9), "s.csv") == "p/Series/2024/01/09/s.csv"
 
 
 @pytest.mark.parametrize("name", ["a.csv", "MOVIES.CSV", "x.Csv", "dir.with.dots.csv"])
 def test_csv_extension_in_any_case(name: str) -> None:
-    assert upload_s3.is_csv_name(name)
+    assert discovery.is_csv_name(name)
 
 
 @pytest.mark.parametrize("name", ["a.csv.bak", "a.txt", "csv", "a.csvx", "a.tsv"])
 def test_other_extensions_are_not_csv(name: str) -> None:
-    assert not upload_s3.is_csv_name(name)
+    assert not discovery.is_csv_name(name)
 
 
 def test_key_problems_name_invalid_utf8_and_overlong_keys() -> None:
-    assert upload_s3.key_problem("Raw/ok.csv") is None
-    assert "UTF-8" in (upload_s3.key_problem("Raw/bad\udcff.csv") or "")
-    assert "1024" in (upload_s3.key_problem("R/" + "a" * 1100 + ".csv") or "")
-    assert upload_s3.key_problem("R/" + "é" * 511) is None  # 2 + 1022 bytes: at the limit
+    assert discovery.key_problem("Raw/ok.csv") is None
+    assert "UTF-8" in (discovery.key_problem("Raw/bad\udcff.csv") or "")
+    assert "1024" in (discovery.key_problem("R/" + "a" * 1100 + ".csv") or "")
+    assert discovery.key_problem("R/" + "é" * 511) is None  # 2 + 1022 bytes: at the limit
 
 
 def test_part_size_keeps_within_ten_thousand_parts() -> None:
-    for size in (0, 20 * upload_s3.MIB, 5 * 1024**3, 80 * 1024**3, 5 * 1024**4):
-        part = upload_s3.part_size_for(size)
-        assert part >= upload_s3.MIN_PART_SIZE
-        assert part % upload_s3.MIB == 0
-        assert -(-size // part) <= upload_s3.MAX_PARTS
+    for size in (0, 20 * discovery.MIB, 5 * 1024**3, 80 * 1024**3, 5 * 1024**4):
+        part = discovery.part_size_for(size)
+        assert part >= discovery.MIN_PART_SIZE
+        assert part % discovery.MIB == 0
+        assert -(-size // part) <= discovery.MAX_PARTS
 
 
 # --- discovery ----------------------------------------------------------------------------------
@@ -156,7 +158,7 @@ def write(path: Path, text: str = "id|x\n1|2\n") -> Path:
 
 
 def found_paths(root: Path) -> list[str]:
-    return [str(item.path.relative_to(root)) for item in upload_s3.walk_csv_files(root) if isinstance(item, SourceFile)]
+    return [str(item.path.relative_to(root)) for item in discovery.walk_csv_files(root) if isinstance(item, SourceFile)]
 
 
 def test_walk_finds_csv_files_recursively_in_a_stable_order(tmp_path: Path) -> None:
@@ -176,7 +178,7 @@ def test_walk_ignores_hidden_files_and_folders(tmp_path: Path) -> None:
 def test_walk_reports_fifo_and_broken_link_without_opening_them(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.csv")
     (tmp_path / "broken.csv").symlink_to(tmp_path / "nowhere.csv")
-    problems = [item for item in upload_s3.walk_csv_files(tmp_path) if isinstance(item, Problem)]
+    problems = [item for item in discovery.walk_csv_files(tmp_path) if isinstance(item, Problem)]
     reasons = {item.path.name: item.reason for item in problems}
     assert "not a regular file" in reasons["pipe.csv"]
     assert "broken symbolic link" in reasons["broken.csv"]
@@ -186,7 +188,7 @@ def test_walk_reports_fifo_and_broken_link_without_opening_them(tmp_path: Path) 
 def test_walk_follows_a_symlink_loop_only_once(tmp_path: Path) -> None:
     write(tmp_path / "a" / "movies.csv")
     (tmp_path / "a" / "back").symlink_to(tmp_path)
-    items = list(upload_s3.walk_csv_files(tmp_path))
+    items = list(discovery.walk_csv_files(tmp_path))
     assert [item.path.name for item in items if isinstance(item, SourceFile)] == ["movies.csv"]
     warnings = [item for item in items if isinstance(item, Problem)]
     assert len(warnings) == 1
@@ -201,16 +203,16 @@ def test_walk_refuses_links_that_leave_the_source_folder_unless_allowed(tmp_path
     (root / "secret.csv").symlink_to(outside / "secret.txt")
     (root / "folder").symlink_to(outside / "folder")
     (root / "notes").symlink_to(outside / "secret.txt")  # neither a CSV nor a folder: not mentioned
-    problems = {item.path.name: item for item in upload_s3.walk_csv_files(root) if isinstance(item, Problem)}
+    problems = {item.path.name: item for item in discovery.walk_csv_files(root) if isinstance(item, Problem)}
     assert sorted(problems) == ["folder", "secret.csv"]
     assert all(problem.fails_run and "FOLLOW_LINKS_OUTSIDE=true" in problem.reason for problem in problems.values())
-    found = [item for item in upload_s3.walk_csv_files(root, follow_links_outside=True) if isinstance(item, SourceFile)]
+    found = [item for item in discovery.walk_csv_files(root, follow_links_outside=True) if isinstance(item, SourceFile)]
     assert sorted(str(item.path.relative_to(root)) for item in found) == ["folder/movies.csv", "secret.csv"]
     assert {item.real_path for item in found} == {str(outside / "secret.txt"), str(outside / "folder" / "movies.csv")}
 
 
 def discovered(root: Path) -> SourceFile:
-    [found] = [item for item in upload_s3.walk_csv_files(root) if isinstance(item, SourceFile)]
+    [found] = [item for item in discovery.walk_csv_files(root) if isinstance(item, SourceFile)]
     return found
 
 
@@ -221,8 +223,8 @@ def test_a_file_swapped_for_a_link_after_discovery_is_not_opened(tmp_path: Path)
     found = discovered(root)
     (root / "movies.csv").unlink()
     (root / "movies.csv").symlink_to(outside)
-    with pytest.raises(upload_s3.FileChanged, match="replaced by a symbolic link"):
-        upload_s3.open_regular_file(found)
+    with pytest.raises(files.FileChanged, match="replaced by a symbolic link"):
+        files.open_regular_file(found)
 
 
 def test_a_folder_swapped_for_a_link_after_discovery_is_not_read(tmp_path: Path) -> None:
@@ -232,10 +234,10 @@ def test_a_folder_swapped_for_a_link_after_discovery_is_not_read(tmp_path: Path)
     write(tmp_path / "outside" / "movies.csv")  # same name, same size: only the inode tells them apart
     (root / "day").rename(tmp_path / "old-day")
     (root / "day").symlink_to(tmp_path / "outside")
-    with pytest.raises(upload_s3.FileChanged, match="replaced by another file"):
-        upload_s3.open_regular_file(found)
-    with pytest.raises(upload_s3.FileChanged):
-        upload_s3.ensure_unchanged(found)
+    with pytest.raises(files.FileChanged, match="replaced by another file"):
+        files.open_regular_file(found)
+    with pytest.raises(files.FileChanged):
+        files.ensure_unchanged(found)
 
 
 def test_walk_follows_a_symlinked_file(tmp_path: Path) -> None:
@@ -249,22 +251,22 @@ def test_walk_follows_a_symlinked_file(tmp_path: Path) -> None:
 
 def test_bucket_comes_from_flag_over_environment_over_env_file(clean_env: Path) -> None:
     write(clean_env / ".env", "BUCKET_NAME=from-file\nRAW_ZONE_PATH=File/Prefix\n")
-    assert upload_s3.load_settings([]).bucket == "from-file"
+    assert config.load_settings([]).bucket == "from-file"
     os.environ["BUCKET_NAME"] = "from-env"
-    settings = upload_s3.load_settings([])
+    settings = config.load_settings([])
     assert settings.bucket == "from-env"
     assert settings.prefix == "File/Prefix"
-    assert upload_s3.load_settings(["--bucket", "from-flag"]).bucket == "from-flag"
+    assert config.load_settings(["--bucket", "from-flag"]).bucket == "from-flag"
 
 
 def test_env_file_flag_reads_another_file(clean_env: Path) -> None:
     write(clean_env / "conf" / "prod.env", "BUCKET_NAME=prod-bucket\nUPLOAD_DATE=2021-12-31\n")
-    settings = upload_s3.load_settings(["--env-file", str(clean_env / "conf" / "prod.env")])
+    settings = config.load_settings(["--env-file", str(clean_env / "conf" / "prod.env")])
     assert (settings.bucket, settings.date) == ("prod-bucket", dt.date(2021, 12, 31))
 
 
 def test_defaults(clean_env: Path) -> None:
-    settings = upload_s3.load_settings(["--bucket", "b"])
+    settings = config.load_settings(["--bucket", "b"])
     assert settings.source == Path("/app/data.base")
     assert settings.prefix == "Raw/Local/CSV"
     assert settings.date == dt.date.today()
@@ -278,14 +280,14 @@ def test_flags_override_every_setting(clean_env: Path) -> None:
     os.environ.update({"AWS_ENDPOINT_URL": "http://env", "UPLOAD_CONCURRENCY": "3"})
     argv = ["--bucket", "b", "--source", "/flag", "--prefix", "flag", "--date", "2021-02-03"]
     argv += ["--endpoint-url", "http://flag", "--concurrency", "7", "--dry-run"]
-    settings = upload_s3.load_settings(argv)
+    settings = config.load_settings(argv)
     assert settings == Settings(Path("/flag"), "b", "flag", dt.date(2021, 2, 3), "http://flag", 7, True)
 
 
 def test_environment_settings_are_read(clean_env: Path) -> None:
     os.environ.update({"BUCKET_NAME": "b", "LOCAL_DIR": "/env", "UPLOAD_DATE": "2020-01-01", "DRY_RUN": "true"})
     os.environ.update({"AWS_ENDPOINT_URL": "http://env", "UPLOAD_CONCURRENCY": "3", "AWS_MAX_ATTEMPTS": "9"})
-    settings = upload_s3.load_settings([])
+    settings = config.load_settings([])
     assert (settings.source, settings.date, settings.endpoint_url) == (
         Path("/env"),
         DAY.replace(2020, 1, 1),
@@ -296,9 +298,9 @@ def test_environment_settings_are_read(clean_env: Path) -> None:
 
 def test_time_zone_decides_the_date_near_midnight(clean_env: Path) -> None:
     os.environ["TZ"] = "Pacific/Kiritimati"  # UTC+14
-    ahead = upload_s3.today_in_local_zone()
+    ahead = config.today_in_local_zone()
     os.environ["TZ"] = "Pacific/Pago_Pago"  # UTC-11
-    behind = upload_s3.today_in_local_zone()
+    behind = config.today_in_local_zone()
     assert (ahead - behind).days == 1
 
 
@@ -320,7 +322,7 @@ def test_bad_configuration_is_one_line_and_exit_2(
     clean_env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], env: dict[str, str], expected: str
 ) -> None:
     os.environ.update(env)
-    assert upload_s3.main(argv) == 2
+    assert cli.main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1
@@ -329,7 +331,7 @@ def test_bad_configuration_is_one_line_and_exit_2(
 
 
 def test_help_documents_every_flag_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
-    assert upload_s3.main(["--help"]) == 0
+    assert cli.main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     for word in ["--source", "LOCAL_DIR", "--bucket", "BUCKET_NAME", "--prefix", "RAW_ZONE_PATH", "--date"]:
         assert word in text
@@ -347,7 +349,7 @@ def test_dry_run_prints_every_key_and_touches_nothing(clean_env: Path, capsys: p
     write(source / "movies.csv")
     write(source / "2022" / "series.csv")
     write(source / "extra" / "Top MOVIES #1 +50% é.csv")
-    code = upload_s3.main(["--source", str(source), "--bucket", "lake", "--date", "2022-05-02", "--dry-run"])
+    code = cli.main(["--source", str(source), "--bucket", "lake", "--date", "2022-05-02", "--dry-run"])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out == [
@@ -363,7 +365,7 @@ def test_dry_run_prints_every_key_and_touches_nothing(clean_env: Path, capsys: p
 def test_dry_run_needs_no_credentials_or_network(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(clean_env / "data" / "movies.csv")
     os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # nothing listens there
-    assert upload_s3.main(["--source", str(clean_env / "data"), "--bucket", "b", "--dry-run"]) == 0
+    assert cli.main(["--source", str(clean_env / "data"), "--bucket", "b", "--dry-run"]) == 0
 
 
 def test_same_name_in_two_folders_fails_both_and_uploads_neither(
@@ -373,7 +375,7 @@ def test_same_name_in_two_folders_fails_both_and_uploads_neither(
     write(source / "a" / "movies.csv")
     write(source / "b" / "movies.csv")
     write(source / "series.csv")
-    assert upload_s3.main(["--source", str(source), "--bucket", "b", "--dry-run"]) == 1
+    assert cli.main(["--source", str(source), "--bucket", "b", "--dry-run"]) == 1
     captured = capsys.readouterr()
     assert captured.out.count("Iniciando upload") == 1
     assert "series.csv" in captured.out
@@ -384,7 +386,7 @@ def test_same_name_in_two_folders_fails_both_and_uploads_neither(
 
 def test_empty_folder_exits_0_with_a_clear_message(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (clean_env / "empty").mkdir()
-    assert upload_s3.main(["--source", str(clean_env / "empty"), "--bucket", "b"]) == 0
+    assert cli.main(["--source", str(clean_env / "empty"), "--bucket", "b"]) == 0
     assert "Nenhum arquivo CSV" in capsys.readouterr().out
 
 
@@ -392,23 +394,23 @@ def test_empty_folder_exits_0_with_a_clear_message(clean_env: Path, capsys: pyte
 
 
 def test_printable_keeps_one_line_per_event() -> None:
-    assert upload_s3.printable("a\nb\tc\x1b") == "a\\nb\\tc\\x1b"
-    assert upload_s3.printable("caf\udce9.csv") == "caf\\xe9.csv"
-    assert upload_s3.printable("Les Misérables ø.csv") == "Les Misérables ø.csv"
+    assert report.printable("a\nb\tc\x1b") == "a\\nb\\tc\\x1b"
+    assert report.printable("caf\udce9.csv") == "caf\\xe9.csv"
+    assert report.printable("Les Misérables ø.csv") == "Les Misérables ø.csv"
 
 
 def test_redact_hides_every_secret_variable(clean_env: Path) -> None:
     os.environ.update({"AWS_ACCESS_KEY_ID": "AKIAXYZ123", "AWS_SECRET_ACCESS_KEY": "s3cr3t/v4lue+x"})
     os.environ["AWS_SESSION_TOKEN"] = "tok3n" * 10
     text = "id AKIAXYZ123 key s3cr3t/v4lue+x token " + "tok3n" * 10
-    assert upload_s3.redact(text) == "id **** key **** token ****"
+    assert report.redact(text) == "id **** key **** token ****"
 
 
 def test_redact_hides_the_query_of_presigned_urls(clean_env: Path) -> None:
     url = (
         "http://127.0.0.1:8333/lake/k.csv?X-Amz-Credential=AKIAROLE%2F2024&X-Amz-Security-Token=tok&X-Amz-Signature=ab"
     )
-    assert upload_s3.redact(f"cannot reach {url} now") == "cannot reach http://127.0.0.1:8333/lake/k.csv?... now"
+    assert report.redact(f"cannot reach {url} now") == "cannot reach http://127.0.0.1:8333/lake/k.csv?... now"
 
 
 def test_bucket_region_comes_from_head_bucket_even_when_it_is_refused() -> None:
@@ -424,9 +426,9 @@ def test_bucket_region_comes_from_head_bucket_even_when_it_is_refused() -> None:
             response_meta={"HTTPHeaders": {"x-amz-bucket-region": "eu-west-1"}},
         )
         stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPHeaders": {}}})
-        assert upload_s3.bucket_region(client, "lake") == "sa-east-1"
-        assert upload_s3.bucket_region(client, "lake") == "eu-west-1"
-        assert upload_s3.bucket_region(client, "lake") is None
+        assert destination.bucket_region(client, "lake") == "sa-east-1"
+        assert destination.bucket_region(client, "lake") == "eu-west-1"
+        assert destination.bucket_region(client, "lake") is None
 
 
 def client_error(code: str) -> ClientError:
@@ -447,25 +449,25 @@ def client_error(code: str) -> ClientError:
         (NoCredentialsError(), "no usable AWS credentials"),
         (EndpointConnectionError(endpoint_url="http://x"), "cannot reach"),
         (PermissionError(13, "Permission denied"), "cannot read the file (Permission denied)"),
-        (upload_s3.FileChanged("changed during the upload"), "changed during the upload"),
+        (files.FileChanged("changed during the upload"), "changed during the upload"),
     ],
 )
 def test_each_error_type_has_its_message(tmp_path: Path, error: BaseException, expected: str) -> None:
-    message = upload_s3.explain(error, settings_for(tmp_path))
+    message = report.explain(error, settings_for(tmp_path))
     assert expected in message
     assert "\n" not in message
 
 
 def test_explain_never_prints_a_secret(clean_env: Path, tmp_path: Path) -> None:
     os.environ["AWS_SECRET_ACCESS_KEY"] = "Zsecretvalue"
-    message = upload_s3.explain(RuntimeError("boom Zsecretvalue"), settings_for(tmp_path))
+    message = report.explain(RuntimeError("boom Zsecretvalue"), settings_for(tmp_path))
     assert "Zsecretvalue" not in message
 
 
 def test_human_bytes() -> None:
-    assert upload_s3.human_bytes(0) == "0 B"
-    assert upload_s3.human_bytes(1536) == "1.5 KiB"
-    assert upload_s3.human_bytes(3 * 1024**3) == "3.0 GiB"
+    assert report.human_bytes(0) == "0 B"
+    assert report.human_bytes(1536) == "1.5 KiB"
+    assert report.human_bytes(3 * 1024**3) == "3.0 GiB"
 
 
 FROZEN_NOW = dt.datetime(2026, 11, 28, 23, 59, 58)
@@ -484,13 +486,13 @@ UNIT_KEY_ID, UNIT_SECRET = "AKIAUNIT", "unit/secret+key"
 
 @functools.cache
 def client_for(endpoint_url: str | None) -> S3Client:
-    session = upload_s3.new_session()
-    config = Config(signature_version="s3v4")
+    session = config.new_session()
+    client_config = Config(signature_version="s3v4")
     client = session.create_client(
         "s3",
         endpoint_url=endpoint_url,
         region_name="sa-east-1",
-        config=config,
+        config=client_config,
         aws_access_key_id=UNIT_KEY_ID,
         aws_secret_access_key=UNIT_SECRET,
     )
@@ -514,7 +516,7 @@ def test_put_signer_signs_exactly_as_botocore(
     endpoint_url: str | None, expected_url: str, key: str, part: int | None, token: str | None
 ) -> None:
     credentials = Credentials(UNIT_KEY_ID, UNIT_SECRET, token)
-    signer = upload_s3.PutSigner(client_for(endpoint_url), "lake", credentials)
+    signer = signing.PutSigner(client_for(endpoint_url), "lake", credentials)
     assert signer.url == expected_url
     query = {} if part is None else {"partNumber": str(part), "uploadId": "2~a/b+c=d e"}
     target = signer.target(key, query)

@@ -1,0 +1,220 @@
+"""The command line: settings, signals, the run from discovery to summary, and exit codes."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+)
+
+from s3_landing.config import ConfigError, FatalError, Settings, UsageError, check_source_folder, load_settings
+from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
+from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, printable, utc_now
+from s3_landing.transfer.destination import Destination, preflight
+from s3_landing.transfer.files import NOT_STARTED, Interrupted, Outcome
+from s3_landing.transfer.uploads import Transfer
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+STOP_GRACE_SECONDS = 5.0  # after SIGINT/SIGTERM, how long files in flight may still finish (docker stop gives 10)
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_FATAL = 2
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class StopOnSignal:
+    """SIGINT/SIGTERM set an event instead of killing the process, so the run can end cleanly."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal_number: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for number in EXIT_BY_SIGNAL:
+                self.previous[number] = signal.signal(number, self.handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+
+    def handle(self, number: int, frame: FrameType | None) -> None:
+        if self.event.is_set():  # a second Ctrl-C: the user does not want to wait for the clean end
+            os._exit(EXIT_BY_SIGNAL[signal.Signals(number)])
+        self.signal_number = number
+        self.event.set()
+
+
+def report_without_uploading(settings: Settings, reporter: Reporter, inventory: Inventory, reason: str = "") -> None:
+    """Every problem, and each file as planned (dry run) or, given a reason, as failed (interrupted before start)."""
+    for item in plan_jobs(settings, inventory.names, remote={}):
+        if isinstance(item, Problem):
+            reporter.problem(item)
+        elif reason:
+            reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, reason))
+        else:
+            reporter.announce(item)
+            reporter.outcome(Outcome(item.source.path, "planned", item.key, item.source.size))
+
+
+def preflight_unless_stopped(settings: Settings, stop: threading.Event) -> Destination:
+    """preflight in a daemon thread, so that a signal during a hung first request still ends the run at once;
+    any of botocore's errors there is fatal."""
+    results: list[Destination] = []
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            results.append(preflight(settings, stop))
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
+            errors.append(error)
+
+    thread = threading.Thread(target=attempt, name="preflight", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.05)  # returns as soon as the thread ends; polling the stop event made every run wait ~50 ms
+        if stop.is_set():
+            raise Interrupted()
+    if not errors:
+        return results[0]
+    if isinstance(errors[0], (BotoCoreError, ClientError)):
+        raise FatalError(explain(errors[0], settings)) from None
+    raise errors[0]
+
+
+def wait_for_some(pending: dict[cf.Future[Outcome], Job], reporter: Reporter, timeout: float) -> None:
+    done, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+    for future in done:
+        del pending[future]
+        reporter.outcome(future.result())
+
+
+def finish_in_flight(pending: dict[cf.Future[Outcome], Job], reporter: Reporter, stop: threading.Event) -> None:
+    """Wait for the files in flight; after a signal, only STOP_GRACE_SECONDS, then report the rest as not sent."""
+    deadline: float | None = None
+    while pending:
+        if stop.is_set() and deadline is None:
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        wait_for_some(pending, reporter, 0.2 if deadline is not None else 0.5)
+    for job in pending.values():
+        reason = "interrupted while it was being sent; the server did not confirm it"
+        reporter.outcome(Outcome(job.source.path, "failed", job.key, job.source.size, reason))
+
+
+def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> S3Client | None:
+    try:
+        destination = preflight_unless_stopped(settings, stop)
+    except Interrupted:
+        report_without_uploading(settings, reporter, inventory, NOT_STARTED)
+        return None
+    transfer = Transfer(destination.client, destination.sender, settings, stop, reporter.add_bytes)
+    pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
+    pending: dict[cf.Future[Outcome], Job] = {}
+    try:
+        with ProgressTicker(reporter, settings.progress_interval):
+            for item in plan_jobs(settings, inventory.names, destination.remote):
+                if isinstance(item, Problem):
+                    reporter.problem(item)
+                    continue
+                while len(pending) >= 2 * settings.concurrency and not stop.is_set():  # 100,000 files: not all queued
+                    wait_for_some(pending, reporter, 0.5)
+                if stop.is_set():
+                    reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
+                    continue
+                skipped = transfer.skip_if_unchanged(item)
+                if skipped is not None:
+                    reporter.outcome(skipped)
+                    continue
+                pending[pool.submit(transfer.upload, item, reporter.announce)] = item
+            finish_in_flight(pending, reporter, stop)
+    finally:
+        # After a signal, threads stuck on a silent server are left behind; the process exits without them.
+        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+        reporter.left_open(transfer.close())
+    return destination.client
+
+
+def save_manifest(reporter: Reporter, manifest: ManifestWriter, client: S3Client | None) -> None:
+    try:
+        for place in manifest.save(reporter.tally, client):
+            reporter.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
+    except (BotoCoreError, ClientError, OSError) as error:
+        reporter.tally.failed += 1
+        message = explain(error, manifest.settings)
+        reporter.emit(
+            Event("failed", f"Erro ao gravar o manifesto: {message}", "error", status="failed", error=message)
+        )
+
+
+def new_run_id(settings: Settings) -> str:
+    shard = f"-shard{settings.shard.index}of{settings.shard.count}" if settings.shard.count > 1 else ""
+    return f"{utc_now():%Y%m%dT%H%M%SZ}{shard}-{uuid.uuid4().hex[:8]}"
+
+
+def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
+    check_source_folder(settings.source)
+    inventory = take_inventory(settings.source, settings.shard, settings.follow_links_outside)
+    reporter.expect(inventory.files, inventory.bytes)
+    if settings.records_content and not settings.dry_run:
+        reporter.manifest = ManifestWriter(settings, new_run_id(settings))
+    if not inventory.files:
+        reporter.emit(Event("no_files", f"Nenhum arquivo CSV para enviar em {printable(str(settings.source))}"))
+    client = None
+    if settings.dry_run or not (inventory.files or settings.manifest):
+        report_without_uploading(settings, reporter, inventory)
+    else:
+        client = upload_all(settings, reporter, inventory, stop)
+    if stop.is_set():
+        reporter.emit(Event("interrupted", "Execução interrompida: nenhum arquivo novo foi iniciado depois do sinal"))
+    if reporter.manifest is not None:
+        save_manifest(reporter, reporter.manifest, client)
+    reporter.summary()
+    return EXIT_SOME_FAILED if reporter.tally.failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the uploader; returns the exit code (see --help)."""
+    reporter = Reporter()
+    try:
+        settings = load_settings(argv)
+        reporter.settings = settings
+        with StopOnSignal() as stopper:
+            code = run(settings, reporter, stopper.event)
+    except SystemExit as exit_request:  # --help and --version
+        return int(exit_request.code or 0)
+    except (UsageError, ConfigError, FatalError) as error:
+        reporter.fatal(str(error))
+        return EXIT_FATAL
+    if stopper.signal_number is not None:
+        return EXIT_BY_SIGNAL[signal.Signals(stopper.signal_number)]
+    return code
+
+
+def entry() -> NoReturn:
+    """The command (`python upload_s3.py`, `upload-s3`): run, flush, and leave at once. Everything is reported and
+    written by then; skipping the interpreter's tear-down saves botocore's loaded models' clean-up (0.1 s of every
+    run) and, after a signal, the wait for threads stuck on a silent server."""
+    exit_code = main()
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(exit_code)

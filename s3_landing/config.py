@@ -1,0 +1,324 @@
+"""Configuration: flags, environment and .env into Settings; the botocore session and S3 client."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, NoReturn, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import botocore
+import botocore.session
+from botocore.config import Config
+from dotenv import load_dotenv
+
+from s3_landing import __version__
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+DEFAULT_SOURCE = "/app/data.base"
+DEFAULT_PREFIX = "Raw/Local/CSV"
+TRUE_WORDS = {"1", "true", "yes", "on"}
+SHARD_INDEX_VARIABLES = ("SHARD_INDEX", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX")
+RetryMode = Literal["standard", "adaptive", "legacy"]
+RETRY_MODES: tuple[RetryMode, ...] = ("standard", "adaptive", "legacy")
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+class FatalError(Exception):
+    """Nothing can be uploaded (bucket, credentials, rights, endpoint); detected up front."""
+
+
+class UsageError(Exception):
+    """Bad command-line arguments; argparse's message, on one line."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This worker's share of the files: chosen by file name, so files that share a key share a shard."""
+
+    index: int = 0
+    count: int = 1
+
+    def owns(self, file_name: str) -> bool:
+        if self.count == 1:
+            return True
+        digest = hashlib.sha256(file_name.encode("utf-8", "surrogateescape")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: Path
+    bucket: str
+    prefix: str
+    date: dt.date
+    endpoint_url: str | None
+    concurrency: int
+    dry_run: bool
+    retry_mode: RetryMode = "standard"
+    max_attempts: int = 5
+    shard: Shard = Shard()
+    manifest: bool = False
+    manifest_file: Path | None = None
+    log_format: str = "human"
+    verbosity: int = NORMAL
+    progress_interval: float = 5.0
+    follow_links_outside: bool = False
+
+    @property
+    def records_content(self) -> bool:
+        """Manifests need each file's SHA-256, header and row count, taken while it is read for upload."""
+        return self.manifest or self.manifest_file is not None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see --help)")
+
+
+def default_concurrency() -> int:
+    # Uploads wait on the network far more than on the CPU: a few threads per core, capped.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(16, min(64, 32 * cores))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="upload_s3.py",
+        description="Upload the CSV files of a folder to s3://BUCKET/PREFIX/<Movies|Series>/YYYY/MM/DD/<name>. "
+        "Every flag has an environment variable (also read from a .env file); flags win over the "
+        "environment, which wins over the .env file.",
+        epilog="Credentials and region follow the standard AWS chain: AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_PROFILE, instance and task roles. "
+        "Exit codes: 0 all uploaded or unchanged, 1 some files failed, 2 nothing could be done, "
+        "130/143 interrupted by SIGINT/SIGTERM.",
+    )
+    add = parser.add_argument
+    add("--source", metavar="DIR", help=f"folder to upload [LOCAL_DIR; default {DEFAULT_SOURCE}]")
+    add("--bucket", help="target bucket [BUCKET_NAME; required]")
+    add("--prefix", help=f"key prefix of the raw zone [RAW_ZONE_PATH; default {DEFAULT_PREFIX}]")
+    add("--date", metavar="YYYY-MM-DD", help="partition date [UPLOAD_DATE; default: today in the local time zone, TZ]")
+    add("--endpoint-url", metavar="URL", help="S3-compatible endpoint (MinIO, SeaweedFS, R2...) [AWS_ENDPOINT_URL]")
+    add(
+        "--concurrency",
+        metavar="N",
+        help=f"files and parts in flight [UPLOAD_CONCURRENCY; default {default_concurrency()} here]",
+    )
+    add("--dry-run", action="store_true", default=None, help="print what would be uploaded; touch nothing [DRY_RUN]")
+    add(
+        "--follow-links-outside",
+        action="store_true",
+        default=None,
+        help="also follow symbolic links whose target lies outside the source folder [FOLLOW_LINKS_OUTSIDE]",
+    )
+    add("--env-file", metavar="PATH", help="read settings from this file [default: ./.env if present]")
+    add(
+        "--shard",
+        metavar="INDEX/COUNT",
+        help="take only this worker's share of the files, e.g. 0/4 [SHARD_INDEX and SHARD_COUNT; the index also "
+        "from JOB_COMPLETION_INDEX (Kubernetes) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch)]",
+    )
+    add(
+        "--manifest",
+        action="store_true",
+        default=None,
+        help="write a JSON run manifest to PREFIX/_manifests/YYYY/MM/DD/<run id>.json in the bucket [MANIFEST]",
+    )
+    add("--manifest-file", metavar="PATH", help="write the run manifest to this local file too [MANIFEST_FILE]")
+    add("--log-format", choices=("human", "json"), help="human lines or one JSON object per line [LOG_FORMAT]")
+    add(
+        "--progress-interval",
+        metavar="SECONDS",
+        help="seconds between progress lines, 0 for none [PROGRESS_INTERVAL; default 5]",
+    )
+    add("--quiet", action="store_true", default=None, help="print only errors and the final summary [QUIET]")
+    add("--verbose", action="store_true", default=None, help="also print why each file was skipped [VERBOSE]")
+    add("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def load_env_file(path: str | None) -> None:
+    """Fill os.environ from a .env file; variables already in the environment win."""
+    if path is not None:
+        env_file = Path(path)
+        if not env_file.is_file():
+            raise ConfigError(f"env file {path} not found: fix --env-file or create the file")
+    else:
+        env_file = Path.cwd() / ".env"
+        if not env_file.is_file():
+            return
+    load_dotenv(env_file, override=False)
+
+
+def setting(flag_value: str | None, variable: str, default: str | None = None) -> str | None:
+    if flag_value is not None:
+        return flag_value
+    env_value = os.environ.get(variable, "").strip()
+    return env_value or default
+
+
+def switch(flag_value: bool | None, variable: str) -> bool:
+    return bool(flag_value) or os.environ.get(variable, "").strip().lower() in TRUE_WORDS
+
+
+def normalize_prefix(raw: str) -> str:
+    # The challenge writes the prefix with backslashes (Raw\Local\CSV); S3 keys use "/".
+    parts = [part for part in raw.replace("\\", "/").split("/") if part]
+    return "/".join(parts)
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"date {text!r} is not YYYY-MM-DD: fix --date or UPLOAD_DATE") from None
+
+
+def today_in_local_zone() -> dt.date:
+    """Today's date where the user is: TZ when set (checked, so a typo is not silently UTC)."""
+    zone_name = os.environ.get("TZ", "").lstrip(":")
+    if not zone_name:
+        return dt.date.today()
+    try:
+        return dt.datetime.now(ZoneInfo(zone_name)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        if any(char.isdigit() for char in zone_name):  # a POSIX rule such as "BRT3": the C library reads it
+            return dt.date.today()
+        raise ConfigError(
+            f"TZ={zone_name!r} is not a time zone this system knows: use a name such as America/Sao_Paulo "
+            "(install the tzdata package if no zone works)"
+        ) from None
+
+
+def parse_whole_number(text: str, name: str, low: int, high: int) -> int:
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{name}={text!r} must be a whole number from {low} to {high}")
+    return int(text)
+
+
+def parse_seconds(text: str, name: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(f"{name}={text!r} must be a number of seconds from 0 to 86400")
+    return seconds
+
+
+def parse_retry_mode() -> RetryMode:
+    text = os.environ.get("AWS_RETRY_MODE", "").strip() or "standard"
+    for mode in RETRY_MODES:
+        if text == mode:
+            return mode
+    raise ConfigError(f"AWS_RETRY_MODE={text!r} is not one of {', '.join(RETRY_MODES)}")
+
+
+def parse_shard(flag_value: str | None) -> Shard:
+    if flag_value is not None:
+        index_text, _, count_text = flag_value.partition("/")
+    else:
+        index_text = next((os.environ[name].strip() for name in SHARD_INDEX_VARIABLES if os.environ.get(name)), "")
+        count_text = os.environ.get("SHARD_COUNT", "").strip()
+        if not index_text and not count_text:
+            return Shard()
+        if not count_text:
+            raise ConfigError("a shard index is set but SHARD_COUNT is not: set it to the number of workers")
+    count = parse_whole_number(count_text, "shard count", 1, 1_000_000)
+    return Shard(parse_whole_number(index_text or "0", "shard index", 0, count - 1), count)
+
+
+def parse_log_format(flag_value: str | None) -> str:
+    log_format = (setting(flag_value, "LOG_FORMAT", "human") or "human").lower()
+    if log_format not in ("human", "json"):
+        raise ConfigError(f"LOG_FORMAT={log_format!r} must be human or json")
+    return log_format
+
+
+def parse_verbosity(args: argparse.Namespace) -> int:
+    quiet, verbose = switch(args.quiet, "QUIET"), switch(args.verbose, "VERBOSE")
+    if quiet and verbose:
+        raise ConfigError("--quiet and --verbose contradict each other: choose one")
+    return QUIET if quiet else VERBOSE if verbose else NORMAL
+
+
+def load_settings(argv: Sequence[str] | None) -> Settings:
+    args = build_parser().parse_args(argv)
+    load_env_file(args.env_file)
+    bucket = setting(args.bucket, "BUCKET_NAME")
+    if not bucket:
+        raise ConfigError("no bucket name: set BUCKET_NAME (environment or .env) or pass --bucket")
+    date_text = setting(args.date, "UPLOAD_DATE")
+    manifest_file = setting(args.manifest_file, "MANIFEST_FILE")
+    return Settings(
+        source=Path(setting(args.source, "LOCAL_DIR", DEFAULT_SOURCE) or DEFAULT_SOURCE),
+        bucket=bucket,
+        prefix=normalize_prefix(setting(args.prefix, "RAW_ZONE_PATH", DEFAULT_PREFIX) or ""),
+        date=parse_date(date_text) if date_text else today_in_local_zone(),
+        endpoint_url=setting(args.endpoint_url, "AWS_ENDPOINT_URL"),
+        concurrency=parse_whole_number(
+            setting(args.concurrency, "UPLOAD_CONCURRENCY", str(default_concurrency())) or "", "concurrency", 1, 256
+        ),
+        dry_run=switch(args.dry_run, "DRY_RUN"),
+        retry_mode=parse_retry_mode(),
+        max_attempts=parse_whole_number(setting(None, "AWS_MAX_ATTEMPTS", "5") or "", "AWS_MAX_ATTEMPTS", 1, 50),
+        shard=parse_shard(args.shard),
+        manifest=switch(args.manifest, "MANIFEST"),
+        manifest_file=Path(manifest_file) if manifest_file else None,
+        log_format=parse_log_format(args.log_format),
+        verbosity=parse_verbosity(args),
+        progress_interval=parse_seconds(
+            setting(args.progress_interval, "PROGRESS_INTERVAL", "5") or "", "progress interval"
+        ),
+        follow_links_outside=switch(args.follow_links_outside, "FOLLOW_LINKS_OUTSIDE"),
+    )
+
+
+def check_source_folder(source: Path) -> None:
+    if not source.exists():
+        raise ConfigError(f"source folder {source} does not exist: mount it (docker -v) or set LOCAL_DIR / --source")
+    if not source.is_dir():
+        raise ConfigError(f"source {source} is not a folder: point LOCAL_DIR / --source at the folder of CSV files")
+    try:
+        with os.scandir(source):
+            pass
+    except OSError as error:
+        raise ConfigError(f"cannot read source folder {source} ({error.strerror}): fix its permissions") from None
+
+
+def new_session() -> botocore.session.Session:
+    """botocore's session: the standard credential chain, AWS config files and AWS_CA_BUNDLE. boto3's wrapper
+    around it is not used: importing boto3 also loads s3transfer, 0.15 s of every run for nothing called here."""
+    session = botocore.session.Session()
+    # Listings only need keys, sizes and ETags; parsing every LastModified with dateutil cost 0.5 ms an object.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return session
+
+
+def make_s3_client(settings: Settings, session: botocore.session.Session, region: str | None = None) -> S3Client:
+    """The one place a client is made: retries, timeouts, a pool for every thread."""
+    config = Config(
+        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
+        max_pool_connections=2 * settings.concurrency + 2,
+        connect_timeout=10,
+        read_timeout=60,
+        user_agent_extra=f"upload_s3/{__version__}",
+        signature_version="s3v4",  # explicit, as PutSigner signs the SigV4 way this client does
+    )
+    client = session.create_client("s3", endpoint_url=settings.endpoint_url, region_name=region, config=config)
+    return cast("S3Client", client)

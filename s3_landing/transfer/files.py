@@ -1,0 +1,238 @@
+"""Local files as the transfer reads them: opened as discovery saw them, hashed and streamed."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from s3_landing.discovery import MIB, SourceFile, part_size_for
+
+if TYPE_CHECKING:
+    pass
+
+
+NOT_STARTED = "not sent: the run was interrupted before it started"
+
+
+class FileChanged(Exception):
+    """The file changed, vanished or was replaced while it was being read or uploaded."""
+
+
+class Interrupted(Exception):
+    """A stop was requested (SIGINT/SIGTERM) before the file finished."""
+
+
+class ContentStats:
+    """SHA-256, header line, delimiter and data rows of a CSV, fed chunk by chunk as it is read for upload."""
+
+    HEADER_LIMIT = 64 * 1024
+    DELIMITERS = ("|", ",", ";", "\t")
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.newlines = 0
+        self.last_byte = b""
+        self.header = bytearray()
+        self.header_done = False
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self.sha256.update(chunk)
+        self.newlines += chunk.count(b"\n")
+        self.last_byte = chunk[-1:]
+        if not self.header_done:
+            end = chunk.find(b"\n")
+            self.header += chunk if end < 0 else chunk[:end]
+            self.header_done = end >= 0 or len(self.header) >= self.HEADER_LIMIT
+            del self.header[self.HEADER_LIMIT :]
+
+    def summary(self) -> dict[str, Any]:
+        lines = self.newlines + (1 if self.last_byte not in (b"", b"\n") else 0)
+        header = bytes(self.header).rstrip(b"\r").decode("utf-8", "replace").lstrip("\ufeff")
+        counts = {delimiter: header.count(delimiter) for delimiter in self.DELIMITERS}
+        delimiter = max(counts, key=lambda candidate: counts[candidate])
+        return {
+            "sha256": self.sha256.hexdigest(),
+            "header": header if lines else None,
+            "delimiter": delimiter if counts[delimiter] else None,
+            "rows": max(lines - 1, 0),
+        }
+
+
+def feed(stats: ContentStats | None, chunk: bytes) -> None:
+    if stats is not None:
+        stats.feed(chunk)
+
+
+@dataclass
+class Outcome:
+    """What became of one file. A failure carries its reason in words, or the error itself for the report
+    stage to put into words."""
+
+    path: Path
+    status: str  # "uploaded", "skipped", "failed", "planned"
+    key: str | None = None
+    size: int | None = None
+    reason: str = ""
+    stats: dict[str, Any] | None = None
+    error: Exception | None = None
+
+    @property
+    def bytes_sent(self) -> int:
+        return (self.size or 0) if self.status == "uploaded" else 0
+
+
+def file_chunks(handle: BinaryIO, size: int, chunk_size: int, whole_file: bool = True) -> Iterator[bytes]:
+    """The next `size` bytes in chunks; with whole_file, also check that nothing follows them."""
+    remaining = size
+    while remaining > 0:
+        chunk = handle.read(min(chunk_size, remaining))
+        if not chunk:
+            raise FileChanged("became shorter while it was read")
+        remaining -= len(chunk)
+        yield chunk
+    if whole_file and handle.read(1):
+        raise FileChanged("grew while it was read")
+
+
+@dataclass(frozen=True)
+class FilePart:
+    number: int
+    offset: int
+    length: int
+    md5: bytes
+
+
+def file_parts(handle: BinaryIO, size: int, stats: ContentStats | None) -> Iterator[FilePart]:
+    """The multipart parts of a file with their MD5s, read in 1 MiB blocks (stats see every byte once)."""
+    part_size = part_size_for(size)
+    for number, offset in enumerate(range(0, size, part_size), start=1):
+        length = min(part_size, size - offset)
+        digest = hashlib.md5()
+        for block in file_chunks(handle, length, MIB, whole_file=False):
+            digest.update(block)
+            feed(stats, block)
+        yield FilePart(number, offset, length, digest.digest())
+    if handle.read(1):
+        raise FileChanged("grew while it was read")
+
+
+class FileSlice:
+    """One part of a file as a stream, read again (from the page cache) when sent, so it is never held whole."""
+
+    def __init__(self, source: SourceFile, offset: int, length: int) -> None:
+        self.handle = open_regular_file(source)
+        self.offset = offset
+        self.length = length
+        self.position = 0
+        self.rewind()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __enter__(self) -> FileSlice:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.handle.close()
+
+    def rewind(self) -> None:
+        self.seek(0)
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise OSError("FileSlice only seeks from its start")
+        self.handle.seek(self.offset + position)
+        self.position = position
+        return position
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self.length - self.position if size < 0 else min(size, self.length - self.position)
+        try:
+            data = self.handle.read(wanted)
+        except OSError as error:  # not to be mistaken for a network error by the sender
+            raise FileChanged(f"could not be read ({error.strerror})") from error
+        if len(data) < wanted:
+            raise FileChanged("became shorter while it was sent")
+        self.position += len(data)
+        return data
+
+
+def base64_of(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def open_regular_file(source: SourceFile) -> BinaryIO:
+    """Open the file discovery checked, and no other: its resolved path, refusing a final link, and only if it is
+    still the same file (device and inode) in the same state. O_NONBLOCK: a FIFO swapped in must not block open()."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(source.real_path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise FileChanged("was replaced by a symbolic link since it was found") from None
+        raise
+    try:
+        check_same_file(source, os.fstat(descriptor))
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def check_same_file(source: SourceFile, info: os.stat_result) -> None:
+    if (info.st_dev, info.st_ino) != (source.device, source.inode):
+        raise FileChanged("was replaced by another file since it was found")
+    if not stat.S_ISREG(info.st_mode):
+        raise FileChanged("is no longer a regular file")
+    if (info.st_size, info.st_mtime_ns) != (source.size, source.mtime_ns):
+        raise FileChanged("changed since it was found")
+
+
+def read_whole(source: SourceFile) -> bytes:
+    with open_regular_file(source) as handle:
+        return b"".join(file_chunks(handle, source.size, source.size or 1))
+
+
+def ensure_unchanged(source: SourceFile) -> None:
+    try:
+        info = os.stat(source.real_path, follow_symlinks=False)
+    except FileNotFoundError:
+        raise FileChanged("disappeared during the upload") from None
+    if (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns) != (
+        source.device,
+        source.inode,
+        source.size,
+        source.mtime_ns,
+    ):
+        raise FileChanged("changed during the upload")
+
+
+class BufferBudget:
+    """Caps the bytes of small files held in memory by all threads together, so memory stays flat."""
+
+    def __init__(self, limit: int) -> None:
+        self.available = limit
+        self.condition = threading.Condition()
+
+    def acquire(self, amount: int) -> None:
+        with self.condition:
+            self.condition.wait_for(lambda: self.available >= amount)
+            self.available -= amount
+
+    def release(self, amount: int) -> None:
+        with self.condition:
+            self.available += amount
+            self.condition.notify_all()

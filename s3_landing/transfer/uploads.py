@@ -1,0 +1,218 @@
+"""Uploads of jobs: small files in one PUT, large ones in parallel parts; skips of unchanged files."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import threading
+import time
+from typing import TYPE_CHECKING, Callable
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+)
+
+from s3_landing.config import Settings
+from s3_landing.discovery import MIB, MULTIPART_THRESHOLD, Job, is_same_content, list_remote_objects, multipart_etag
+from s3_landing.transfer.files import (
+    BufferBudget,
+    ContentStats,
+    FileChanged,
+    FilePart,
+    FileSlice,
+    Interrupted,
+    Outcome,
+    ensure_unchanged,
+    feed,
+    file_parts,
+    open_regular_file,
+    read_whole,
+)
+from s3_landing.transfer.sending import PutSender
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+
+CONTENT_TYPE = "text/csv"
+BUFFER_BUDGET = 64 * MIB  # bytes of small files held in memory at once, across all threads (parts are streamed)
+# Parts queued or in flight across all large files. More only adds server load: on 280 MB against SeaweedFS,
+# 8 took 3.7 s and 64 took 4.8 s (medians of 3, bench data); s3transfer uses 10, s5cmd 5 per file.
+PARTS_IN_FLIGHT = 8
+# A CompleteMultipartUpload retried after its answer was lost may find the upload already completed.
+COMPLETED_ALREADY_CODES = ("NoSuchUpload", "InvalidPart")
+ABORT_GRACE_SECONDS = 2.0  # then how long aborting their multipart uploads may take
+
+
+class Transfer:
+    """Uploads jobs with one shared client; small files in one PUT, large ones in parallel parts."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        sender: PutSender,
+        settings: Settings,
+        stop: threading.Event,
+        on_bytes: Callable[[int], None],
+    ) -> None:
+        self.client = client
+        self.sender = sender
+        self.settings = settings
+        self.stop = stop
+        self.on_bytes = on_bytes
+        self.budget = BufferBudget(BUFFER_BUDGET)
+        parts_in_flight = min(settings.concurrency, PARTS_IN_FLIGHT)
+        self.part_slots = threading.Semaphore(parts_in_flight)
+        self.part_pool = cf.ThreadPoolExecutor(parts_in_flight, thread_name_prefix="part")
+        self.lock = threading.Lock()
+        self.open_uploads: dict[str, str] = {}  # key -> multipart upload id, until completed or aborted
+
+    def close(self) -> dict[str, str]:
+        """Shut the part pool; after a signal, abort the multipart uploads still open, in bounded time. Returns the
+        uploads that could not be aborted (key -> upload id)."""
+        stopped = self.stop.is_set()
+        self.part_pool.shutdown(wait=not stopped, cancel_futures=True)
+        with self.lock:
+            unfinished = dict(self.open_uploads)
+        aborts = [threading.Thread(target=self.abort_quietly, args=item, daemon=True) for item in unfinished.items()]
+        for thread in aborts:
+            thread.start()
+        deadline = time.monotonic() + ABORT_GRACE_SECONDS
+        for thread in aborts:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.sender.close()
+        with self.lock:
+            return dict(self.open_uploads)
+
+    def upload(self, job: Job, announce: Callable[[Job], None]) -> Outcome:
+        """Upload one job, or skip it when unchanged; every error becomes a failed Outcome."""
+        stats = ContentStats() if self.settings.records_content else None
+        try:
+            if self.stop.is_set():
+                raise Interrupted()
+            if job.source.size < MULTIPART_THRESHOLD:
+                status = self.upload_small_file(job, announce, stats)
+            else:
+                status = self.upload_large_file(job, announce, stats)
+            ensure_unchanged(job.source)
+            return Outcome(job.source.path, status, job.key, job.source.size, stats=stats.summary() if stats else None)
+        except Exception as error:  # noqa: BLE001 - one bad file must never stop the others
+            return Outcome(job.source.path, "failed", job.key, job.source.size, error=error)
+
+    def skip_if_unchanged(self, job: Job) -> Outcome | None:
+        """The skip check of a small file the bucket holds at the same size, in the calling thread: on a re-run most
+        files end here, without the hand-off to a worker thread and back, which costs more than reading and hashing
+        them. None when the file must go to a worker (changed, or unreadable: the worker reports why)."""
+        if job.remote is None or job.remote.size != job.source.size or job.source.size >= MULTIPART_THRESHOLD:
+            return None
+        stats = ContentStats() if self.settings.records_content else None
+        try:
+            data = read_whole(job.source)
+            if not is_same_content(job.remote, job.source.size, hashlib.md5(data).hexdigest()):
+                return None
+            ensure_unchanged(job.source)
+        except (OSError, FileChanged):
+            return None
+        feed(stats, data)
+        self.on_bytes(job.source.size)
+        return Outcome(job.source.path, "skipped", job.key, job.source.size, stats=stats.summary() if stats else None)
+
+    def upload_small_file(self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None) -> str:
+        self.budget.acquire(job.source.size)
+        try:
+            data = read_whole(job.source)
+            feed(stats, data)
+            digest = hashlib.md5(data)
+            if is_same_content(job.remote, job.source.size, digest.hexdigest()):
+                self.on_bytes(job.source.size)
+                return "skipped"
+            announce(job)
+            self.sender.put(job.key, data, digest.digest(), {}, CONTENT_TYPE)
+            self.on_bytes(job.source.size)
+            return "uploaded"
+        finally:
+            self.budget.release(job.source.size)
+
+    def upload_large_file(self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None) -> str:
+        if job.remote is not None and job.remote.size == job.source.size:
+            if self.matches_remote(job, stats):
+                self.on_bytes(job.source.size)
+                return "skipped"
+            stats = None  # counted during the comparison; if the file changes after it, the upload fails
+        announce(job)
+        self.put_multipart(job, stats)
+        return "uploaded"
+
+    def matches_remote(self, job: Job, stats: ContentStats | None) -> bool:
+        with open_regular_file(job.source) as handle:
+            digests = [part.md5 for part in file_parts(handle, job.source.size, stats)]
+        return is_same_content(job.remote, job.source.size, multipart_etag(digests))
+
+    def put_multipart(self, job: Job, stats: ContentStats | None) -> None:
+        upload_id = self.client.create_multipart_upload(
+            Bucket=self.settings.bucket, Key=job.key, ContentType=CONTENT_TYPE
+        )["UploadId"]
+        with self.lock:
+            self.open_uploads[job.key] = upload_id
+        try:
+            parts, digests = self.send_parts(job, upload_id, stats)
+            ensure_unchanged(job.source)
+            self.complete(job, upload_id, parts, multipart_etag(digests))
+            with self.lock:
+                del self.open_uploads[job.key]
+        except BaseException:
+            self.abort_quietly(job.key, upload_id)
+            raise
+
+    def complete(self, job: Job, upload_id: str, parts: list[CompletedPartTypeDef], etag: str) -> None:
+        """CompleteMultipartUpload, idempotent: if a lost answer made botocore retry it and the retry finds the
+        upload gone, the object in the bucket is checked (listing, size and the locally computed ETag)."""
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.settings.bucket, Key=job.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in COMPLETED_ALREADY_CODES:
+                raise
+            listed = list_remote_objects(self.client, self.settings.bucket, job.key).get(job.key)
+            if not is_same_content(listed, job.source.size, etag):
+                raise
+
+    def send_parts(
+        self, job: Job, upload_id: str, stats: ContentStats | None
+    ) -> tuple[list[CompletedPartTypeDef], list[bytes]]:
+        """Hash each part as the file is read once, then stream it from the file: memory stays flat at any size.
+        Returns the parts as CompleteMultipartUpload lists them, and their MD5 digests."""
+        futures: list[cf.Future[CompletedPartTypeDef]] = []
+        digests: list[bytes] = []
+        try:
+            with open_regular_file(job.source) as handle:
+                for part in file_parts(handle, job.source.size, stats):
+                    if self.stop.is_set():
+                        raise Interrupted("not sent: the run was interrupted during the upload, which was aborted")
+                    self.part_slots.acquire()
+                    futures.append(self.part_pool.submit(self.send_part, upload_id, job, part))
+                    digests.append(part.md5)
+            return [future.result() for future in futures], digests
+        finally:
+            cf.wait(futures)
+
+    def send_part(self, upload_id: str, job: Job, part: FilePart) -> CompletedPartTypeDef:
+        query = {"partNumber": str(part.number), "uploadId": upload_id}
+        try:
+            with FileSlice(job.source, part.offset, part.length) as body:
+                etag = self.sender.put(job.key, body, part.md5, query)
+        finally:
+            self.part_slots.release()
+        self.on_bytes(part.length)
+        return {"PartNumber": part.number, "ETag": etag}
+
+    def abort_quietly(self, key: str, upload_id: str) -> None:
+        # The file is reported as failed either way; if the abort fails too, a lifecycle rule cleans up.
+        with contextlib.suppress(BotoCoreError, ClientError):
+            self.client.abort_multipart_upload(Bucket=self.settings.bucket, Key=key, UploadId=upload_id)
+            with self.lock:
+                self.open_uploads.pop(key, None)
