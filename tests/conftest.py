@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
 import subprocess
 import uuid
@@ -91,3 +92,29 @@ def private_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLC
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return ca, context
+
+
+CONFIG_VARIABLES = (
+    "BUCKET_NAME",
+    "LOCAL_DIR",
+    "RAW_ZONE_PATH",
+    "UPLOAD_DATE",
+    "AWS_ENDPOINT_URL",
+    "UPLOAD_CONCURRENCY",
+    "DRY_RUN",
+    "TZ",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
+)
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No setting from the machine leaks in, and whatever a .env file adds is removed afterwards."""
+    saved = dict(os.environ)
+    for name in CONFIG_VARIABLES:
+        os.environ.pop(name, None)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(saved)

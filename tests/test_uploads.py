@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 
 from s3_landing.config import Settings
 from s3_landing.discovery import Job, SourceFile, multipart_etag, walk_csv_files
-from s3_landing.transfer import files
+from s3_landing.transfer import destination, files
 from s3_landing.transfer.sending import PutSender
 from s3_landing.transfer.uploads import Transfer
 
@@ -111,3 +111,21 @@ def test_parts_carry_the_md5_of_their_bytes_and_a_file_that_grew_is_refused(tmp_
         files.open_regular_file(source)
     with path.open("rb") as handle, pytest.raises(files.FileChanged, match="grew while it was read"):
         list(files.file_parts(handle, source.size, None))
+
+
+def test_bucket_region_comes_from_head_bucket_even_when_it_is_refused() -> None:
+    client = boto3.session.Session().client(
+        "s3", region_name="us-east-1", aws_access_key_id="AKIAUNIT", aws_secret_access_key="unit"
+    )
+    with Stubber(client) as stub:
+        stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPHeaders": {"x-amz-bucket-region": "sa-east-1"}}})
+        stub.add_client_error(
+            "head_bucket",
+            "301",
+            http_status_code=301,
+            response_meta={"HTTPHeaders": {"x-amz-bucket-region": "eu-west-1"}},
+        )
+        stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPHeaders": {}}})
+        assert destination.bucket_region(client, "lake") == "sa-east-1"
+        assert destination.bucket_region(client, "lake") == "eu-west-1"
+        assert destination.bucket_region(client, "lake") is None
