@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -53,6 +53,9 @@ UPLOAD_DATE = "2024-05-02"
 RAW_PREFIX = "Raw/Local/CSV"
 WARMUP_KEY = "_bench/warmup"  # written before each timed run: a new bucket's first write allocates volumes (~0.2 s)
 RCLONE_REMOTE = "bench"
+FULL_REPORT = "latest.md"  # bench/results/: only a full run writes there
+PARTIAL_REPORT = "partial.md"  # bench/work/: a run with --only and without rounds
+QUICK_REPORT = "quick.md"  # bench/work/: a --quick run
 
 # ---------------------------------------------------------------------------------------------
 # Bootstrap: run inside a venv that has the peers
@@ -326,6 +329,96 @@ class DelayProxy:
 
 
 # ---------------------------------------------------------------------------------------------
+# The program measured: copies of upload_s3.py and its package
+# ---------------------------------------------------------------------------------------------
+
+PROGRAM_FILE = "upload_s3.py"
+PROGRAM_PACKAGE = "s3_landing"  # the package beside upload_s3.py that holds the code, where it exists
+
+
+@dataclass(frozen=True)
+class Program:
+    """A copy of upload_s3.py and its package that the runs use; changes to the working tree do not reach it."""
+
+    label: str  # its tool's name in the report
+    entry: Path  # the copy's upload_s3.py
+    identity: str  # a hash of its files, and where they come from
+
+
+def git(*args: str) -> bytes:
+    """The output of git run at the repository's root; exits with git's message if it fails."""
+    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: git {' '.join(args)}: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def working_tree_files() -> dict[str, bytes]:
+    """upload_s3.py and s3_landing/ (without __pycache__) of the working tree: relative path -> content."""
+    names = [PROGRAM_FILE] if (REPO / PROGRAM_FILE).is_file() else []
+    for folder, dirs, files in os.walk(REPO / PROGRAM_PACKAGE):
+        dirs[:] = [name for name in dirs if name != "__pycache__"]
+        names += [(Path(folder) / name).relative_to(REPO).as_posix() for name in files]
+    return {name: (REPO / name).read_bytes() for name in names}
+
+
+def commit_files(commit: str) -> dict[str, bytes]:
+    """upload_s3.py and s3_landing/ (without __pycache__), whichever the commit has: relative path -> content."""
+    listed = git("ls-tree", "-r", "-z", "--name-only", commit, "--", PROGRAM_FILE, PROGRAM_PACKAGE).decode()
+    names = [name for name in listed.split("\0") if name and "__pycache__" not in name.split("/")]
+    return {name: git("show", f"{commit}:{name}") for name in names}
+
+
+def files_digest(files: dict[str, bytes]) -> str:
+    """SHA-256 over every file's relative path, size and content, in path order (first 12 hex digits)."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{len(files[name])}\0".encode())
+        digest.update(files[name])
+    return digest.hexdigest()[:12]
+
+
+def write_program(label: str, files: dict[str, bytes], origin: str) -> Program:
+    """The files written to a temporary folder (removed at exit), not under bench/, where mypy or pytest would find
+    a second upload_s3 and s3_landing."""
+    if PROGRAM_FILE not in files:
+        raise SystemExit(f"bench: {label}: no {PROGRAM_FILE} in {origin}")
+    folder = Path(tempfile.mkdtemp(prefix="bench-upload_s3-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for name, data in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    package = len(files) - 1
+    content = PROGRAM_FILE + (f" + {package} files of {PROGRAM_PACKAGE}/" if package else "")
+    return Program(label, folder / PROGRAM_FILE, f"sha256 {files_digest(files)} of {content}, {origin}")
+
+
+def snapshot_upload_s3() -> Program:
+    """upload_s3.py and s3_landing/ of the working tree, copied when the run starts: every run of the current
+    version uses the copy, so editing the working tree during the run does not mix versions."""
+    files = working_tree_files()
+    head = git("rev-parse", "--short", "HEAD").decode().strip()
+    changed = git("status", "--porcelain", "--", PROGRAM_FILE, PROGRAM_PACKAGE).strip()
+    return write_program(
+        PROGRAM_FILE, files, f"commit {head} {'with uncommitted changes' if changed else 'as committed'}"
+    )
+
+
+def extract_baseline(ref: str) -> Program:
+    """upload_s3.py and s3_landing/ as commit ref has them (--baseline)."""
+    commit = git("rev-parse", "--short", f"{ref}^{{commit}}").decode().strip()
+    return write_program(f"{PROGRAM_FILE} @{commit}", commit_files(commit), f"commit {commit} (--baseline {ref})")
+
+
+def tool_env(ctx: Context, tool: Tool, bucket: str) -> dict[str, str]:
+    env = base_env(ctx, bucket)
+    env.update(dict(tool.extra_env))
+    env["BENCH_UPLOAD_S3_DIR"] = str(Path(ctx.upload_s3).parent)  # for profile_upload.py
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
 # The tools
 # ---------------------------------------------------------------------------------------------
 
@@ -340,6 +433,7 @@ class Context:
     rclone: str
     s5cmd: str
     upload_s3: str  # the snapshot of upload_s3.py taken when the run started
+    baseline: str = ""  # --baseline: upload_s3.py as of that commit ("" without --baseline)
 
 
 @dataclass(frozen=True)
@@ -416,12 +510,16 @@ def upload_s3_cmd(ctx: Context, src: Path, bucket: str) -> list[str]:
     return [ctx.python, ctx.upload_s3, "--source", str(src)]
 
 
+def baseline_cmd(ctx: Context, src: Path, bucket: str) -> list[str]:
+    return [ctx.python, ctx.baseline, "--source", str(src)]
+
+
 LOOP = Tool("loop: boto3 upload_file", "raw", loop_cmd)
 AWS_CP = Tool("aws s3 cp --recursive", "tree", aws_cp_cmd)
 RCLONE = Tool("rclone copy", "tree", rclone_cmd())
 RCLONE_16 = Tool("rclone copy --transfers 16", "tree", rclone_cmd("--transfers", "16"))
 S5CMD = Tool("s5cmd cp", "tree", s5cmd_cmd("cp"))
-UPLOAD_S3 = Tool("upload_s3.py", "raw", upload_s3_cmd)
+UPLOAD_S3 = Tool(PROGRAM_FILE, "raw", upload_s3_cmd)
 UPLOAD_S3_WR = Tool(
     "upload_s3.py (checksum when_required)",
     "raw",
@@ -430,9 +528,11 @@ UPLOAD_S3_WR = Tool(
 )
 UPLOAD_TOOLS = (LOOP, AWS_CP, RCLONE, RCLONE_16, S5CMD, UPLOAD_S3, UPLOAD_S3_WR)
 
+NOTHING_SENT = "Resumo: 0 enviados"  # upload_s3.py's summary line when it uploaded nothing
+
 # No-op re-runs of MANY: (the re-run, the upload whose bucket it re-runs into)
 NOOP_TOOLS: tuple[tuple[Tool, Tool], ...] = (
-    (Tool("upload_s3.py (again)", "raw", upload_s3_cmd, no_op_marker="Resumo: 0 enviados"), UPLOAD_S3),
+    (Tool("upload_s3.py (again)", "raw", upload_s3_cmd, no_op_marker=NOTHING_SENT), UPLOAD_S3),
     (Tool("s5cmd sync", "tree", s5cmd_cmd("sync"), upload_marker="cp "), S5CMD),
     (Tool("aws s3 sync", "tree", aws_sync_cmd, upload_marker="upload:"), AWS_CP),
     (Tool("rclone copy (again)", "tree", rclone_cmd()), RCLONE),
@@ -451,14 +551,35 @@ REFERENCE = {
     "MANY over WAN": S5CMD.name,
     ONE: S5CMD.name,
 }
-BASELINE = {"BIG": LOOP.name, "MANY": LOOP.name}
+LOOP_REFERENCE = {"BIG": LOOP.name, "MANY": LOOP.name}
 
 
-def tool_env(ctx: Context, tool: Tool, bucket: str) -> dict[str, str]:
-    env = base_env(ctx, bucket)
-    env.update(dict(tool.extra_env))
-    env["BENCH_UPLOAD_S3_DIR"] = str(Path(ctx.upload_s3).parent)  # for profile_upload.py
-    return env
+@dataclass(frozen=True)
+class Lineup:
+    """The tools of each scenario."""
+
+    uploads: tuple[Tool, ...]  # BIG and MANY
+    noops: tuple[tuple[Tool, Tool], ...]  # MANY no-op re-runs: (the re-run, the upload whose bucket it re-runs into)
+    wan: tuple[Tool, ...]
+    startup: tuple[Tool, ...]  # ONE
+
+
+def lineup(baseline: Program | None) -> Lineup:
+    """The tools; with --baseline, that commit's upload_s3.py runs wherever the current one does, right after it."""
+    if baseline is None:
+        return Lineup(UPLOAD_TOOLS, NOOP_TOOLS, WAN_TOOLS, STARTUP_TOOLS)
+    before = Tool(baseline.label, "raw", baseline_cmd)
+    again = Tool(f"{baseline.label} (again)", "raw", baseline_cmd, no_op_marker=NOTHING_SENT)
+
+    def beside(tools: tuple[Tool, ...]) -> tuple[Tool, ...]:
+        return tuple(added for tool in tools for added in ((tool, before) if tool is UPLOAD_S3 else (tool,)))
+
+    noops: list[tuple[Tool, Tool]] = []
+    for noop, source in NOOP_TOOLS:
+        noops.append((noop, source))
+        if source is UPLOAD_S3:
+            noops.append((again, before))
+    return Lineup(beside(UPLOAD_TOOLS), tuple(noops), beside(WAN_TOOLS), beside(STARTUP_TOOLS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,6 +713,8 @@ class Bench:
     checker: Checker
     ctx: Context
     work: Path
+    program: Program  # the snapshot of the working tree's upload_s3.py
+    baseline: Program | None  # --baseline
     runs: list[Run] = field(default_factory=list)
     bucket_count: int = 0
 
@@ -682,16 +805,17 @@ def one_file_dataset(work: Path) -> Dataset:
 
 
 def run_rounds(bench: Bench, big: Dataset, many: Dataset) -> None:
-    sources = {source.name for _noop, source in NOOP_TOOLS}
+    tools = lineup(bench.baseline)
+    sources = {source.name for _noop, source in tools.noops}
     one = one_file_dataset(bench.work)
     for round_number in range(1, bench.args.rounds + 1):
-        for tool in rotated(STARTUP_TOOLS, round_number):
+        for tool in rotated(tools.startup, round_number):
             bucket = bench.new_bucket(f"one-{tool.name}")
             bench.execute(ONE, tool, one, bucket, round_number)
             empty_and_delete(bench.admin, bucket)
         for dataset in (big, many):
             kept: dict[str, str] = {}  # MANY buckets kept for the no-op re-runs
-            for tool in rotated(UPLOAD_TOOLS, round_number):
+            for tool in rotated(tools.uploads, round_number):
                 bucket = bench.new_bucket(f"{dataset.name}-{tool.name}")
                 run = bench.execute(dataset.name, tool, dataset, bucket, round_number)
                 if dataset is many and run.valid and tool.name in sources:
@@ -700,7 +824,7 @@ def run_rounds(bench: Bench, big: Dataset, many: Dataset) -> None:
                     empty_and_delete(bench.admin, bucket)
             if dataset is not many:
                 continue
-            for noop, source in rotated(NOOP_TOOLS, round_number):
+            for noop, source in rotated(tools.noops, round_number):
                 if source.name not in kept:
                     print(f"[r{round_number}] no-op {noop.name}: skipped, its upload failed", flush=True)
                     continue
@@ -716,9 +840,9 @@ def run_wan(bench: Bench, many: Dataset) -> None:
 
     delay = bench.args.wan_delay_ms / 1000
     with DelayProxy(bench.server.port, delay, free_port()) as proxy:
-        ctx = Context(**{**asdict(bench.ctx), "endpoint": proxy.endpoint})
+        ctx = replace(bench.ctx, endpoint=proxy.endpoint)
         for round_number in range(1, bench.args.wan_rounds + 1):
-            for tool in rotated(WAN_TOOLS, round_number):
+            for tool in rotated(lineup(bench.baseline).wan, round_number):
                 bucket = bench.new_bucket(f"wan-{tool.name}")
                 bench.execute("MANY over WAN", tool, many, bucket, round_number, ctx=ctx)
                 empty_and_delete(bench.admin, bucket)
@@ -756,20 +880,26 @@ def run_memory(bench: Bench) -> list[MemoryFigure]:
     return figures
 
 
-# Areas reported for a py-spy profile: the share of samples whose stack has a frame matching the pattern.
+# Areas reported for a py-spy profile: the share of samples whose stack has a frame matching the pattern. A frame reads
+# "Class.function (file:line)", the file as py-spy shortens it (upload_s3.py, s3_landing/transfer/uploads.py,
+# urllib3/connectionpool.py): the patterns name functions, never files, so they hold wherever the code lives.
 PROFILE_AREAS: tuple[tuple[str, str], ...] = (
-    ("importing modules (botocore...)", r"<frozen importlib\._bootstrap"),
+    ("importing modules (botocore, urllib3, s3_landing...)", r"<frozen importlib\._bootstrap"),
     ("creating the client (service model JSON)", r"make_s3_client|create_client"),
     ("walking the source folder", r"walk_csv_files|take_inventory"),
+    ("planning the uploads (keys, what the bucket holds)", r"plan_jobs"),
     ("listing the bucket (ListObjectsV2 + XML)", r"list_remote_objects"),
-    ("comparing unchanged small files (main thread)", r"skip_if_unchanged"),
-    ("per-file work in the pool threads", r"Transfer\.upload "),
-    ("  signing (PutSigner / botocore SigV4)", r"PutSigner\.sign|RequestSigner\.sign|add_auth"),
+    ("comparing unchanged small files (skip_if_unchanged, main thread)", r"skip_if_unchanged"),
+    ("per-file work in the pool threads (Transfer.upload)", r"Transfer\.upload "),
+    ("  small files (Transfer.upload_small_file)", r"Transfer\.upload_small_file "),
+    ("  signing (PutSigner.sign; botocore SigV4 for its own calls)", r"PutSigner\.sign |RequestSigner\.sign|add_auth"),
     ("  botocore request pipeline (events, endpoint rules)", r"_make_api_call|_resolve_endpoint_ruleset"),
-    ("  HTTP send and receive (PutConnection; urllib3 for botocore)", r"PutConnection\.put|URLLib3Session\.send"),
-    ("    reading answers (read_response)", r"read_response"),
-    ("  local file: open, stat, read", r"open_regular_file|file_chunks|ensure_unchanged|fdopen"),
-    ("  MD5 (local)", r"md5|local_etag"),
+    ("  a PUT attempt (PutSender.attempt: sign, send, read)", r"PutSender\.attempt "),
+    ("  retry handler and quota per PUT (PutSender.retry_delay, after_call)", r"PutSender\.(retry_delay|after_call) "),
+    ("  HTTP over urllib3 (the pool's urlopen; URLLib3Session.send for botocore)", r"urlopen \(|URLLib3Session\.send"),
+    ("    reading answers (getresponse: status and headers; read_answer: body)", r"getresponse|read_answer"),
+    ("  local file: open, stat, read", r"open_regular_file|read_whole|file_chunks|ensure_unchanged|fdopen"),
+    ("  MD5 (local)", r"md5"),
     ("reporting (Reporter, printable)", r"Reporter\.|printable|redact"),
 )
 
@@ -832,8 +962,12 @@ def run_profiles(bench: Bench, big: Dataset, many: Dataset) -> list[Path]:
     written: list[Path] = []
     bucket = ""
     for dataset, label in ((many, "many"), (many, "many-noop"), (big, "big")):
-        stem = "" if bench.args.output in ("latest.md", "partial.md") else Path(bench.args.output).stem + "-"
-        target = RESULTS_DIR / f"{stem}profile-{label}.txt"
+        stem = (
+            ""
+            if bench.args.output in (FULL_REPORT, PARTIAL_REPORT, QUICK_REPORT)
+            else Path(bench.args.output).stem + "-"
+        )
+        target = (bench.work if bench.args.quick else RESULTS_DIR) / f"{stem}profile-{label}.txt"
         use_spy = py_spy.is_file() and dataset is many
         out = bench.work / (f"profile-{label}.raw" if use_spy else f"profile-{label}.prof")
         out.unlink(missing_ok=True)
@@ -844,7 +978,7 @@ def run_profiles(bench: Bench, big: Dataset, many: Dataset) -> list[Path]:
                 return [*spy, "--output", str(out), "--", ctx.python, ctx.upload_s3, "--source", str(src)]
             return [ctx.python, str(BENCH_DIR / "profile_upload.py"), str(out), "--source", str(src)]
 
-        tool = Tool("upload_s3.py profiled", "raw", profiled, no_op_marker="Resumo: 0 enviados")
+        tool = Tool("upload_s3.py profiled", "raw", profiled, no_op_marker=NOTHING_SENT)
         if label == "many-noop":
             check = unchanged_check(bench, bucket, tool, list_bucket(bench.admin, bucket))
             bench.execute("profile MANY no-op", tool, dataset, bucket, 1, check=check)
@@ -854,7 +988,7 @@ def run_profiles(bench: Bench, big: Dataset, many: Dataset) -> list[Path]:
         if label != "many":
             empty_and_delete(bench.admin, bucket)
         title = (
-            f"upload_s3.py ({source_version(Path(bench.ctx.upload_s3))}), {label}: "
+            f"upload_s3.py ({bench.program.identity}), {label}: "
             f"{len(dataset.files)} files, {human(dataset.total_bytes)}"
         )
         if use_spy and out.is_file():
@@ -903,9 +1037,12 @@ def human(size: float) -> str:
     return f"{size:.1f} GB"
 
 
-def median_of(runs: list[Run], scenario: str, tool: str) -> float | None:
-    walls = [run.wall for run in runs if run.scenario == scenario and run.tool == tool and run.valid]
-    return statistics.median(walls) if walls else None
+def median_of(runs: list[Run], scenario: str, tool: str, cpu: bool = False) -> float | None:
+    """The median wall time (or client CPU) of the tool's valid runs in the scenario; None if it has none."""
+    values = [
+        run.cpu if cpu else run.wall for run in runs if run.scenario == scenario and run.tool == tool and run.valid
+    ]
+    return statistics.median(values) if values else None
 
 
 def ratio(value: float, reference: float | None) -> str:
@@ -924,7 +1061,7 @@ def results_table(runs: list[Run]) -> str:
     for scenario in SCENARIOS:
         tools = list(dict.fromkeys(run.tool for run in runs if run.scenario == scenario))
         reference = median_of(runs, scenario, REFERENCE.get(scenario, ""))
-        baseline = median_of(runs, scenario, BASELINE.get(scenario, ""))
+        loop = median_of(runs, scenario, LOOP_REFERENCE.get(scenario, ""))
         for tool in tools:
             mine = [run for run in runs if run.scenario == scenario and run.tool == tool]
             good = [run for run in mine if run.valid]
@@ -934,10 +1071,37 @@ def results_table(runs: list[Run]) -> str:
             wall = statistics.median(run.wall for run in good)
             lines.append(
                 f"| {scenario} | {tool} | {wall:.2f} | {min(r.wall for r in good):.2f}-{max(r.wall for r in good):.2f} "
-                f"| {ratio(wall, reference)} | {ratio(wall, baseline)} "
+                f"| {ratio(wall, reference)} | {ratio(wall, loop)} "
                 f"| {statistics.median(r.cpu for r in good):.2f} | {max(r.rss_mb for r in good):.0f} "
                 f"| {statistics.median(r.server_cpu for r in good):.2f} | {len(good)}/{len(mine)} |"
             )
+    return "\n".join(lines)
+
+
+def cpu_per_small_file(runs: list[Run], many_files: int) -> dict[str, tuple[float, float, float]]:
+    """tool -> (median client CPU on MANY, on ONE, ms per small file), for every tool that ran both: the ONE run is
+    nearly all start-up, so (MANY - ONE) / MANY's file count is what each small file costs."""
+    figures: dict[str, tuple[float, float, float]] = {}
+    for tool in dict.fromkeys(run.tool for run in runs if run.scenario == ONE):
+        many, one = median_of(runs, "MANY", tool, cpu=True), median_of(runs, ONE, tool, cpu=True)
+        if many is not None and one is not None:
+            figures[tool] = (many, one, (many - one) * 1000 / many_files)
+    return figures
+
+
+def cpu_per_small_file_table(runs: list[Run], many_files: int) -> str:
+    figures = cpu_per_small_file(runs, many_files)
+    if not figures:
+        return ""
+    reference = figures[S5CMD.name][2] if S5CMD.name in figures else None
+    lines = [
+        "| tool | median client CPU MANY s | median client CPU ONE s | client CPU per small file ms | vs s5cmd |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {tool} | {many:.2f} | {one:.2f} | {per_file:.3f} | {ratio(per_file, reference)} |"
+        for tool, (many, one, per_file) in figures.items()
+    ]
     return "\n".join(lines)
 
 
@@ -950,30 +1114,7 @@ def command_version(argv: list[str]) -> str:
     return text[0].strip() if text else "?"
 
 
-def snapshot_upload_s3() -> Path:
-    """Copy upload_s3.py aside, so that an edit of the working tree during the run does not mix versions.
-
-    The copy goes to a temporary folder (removed at exit), not under bench/, where mypy or pytest would find a
-    second module named upload_s3.
-    """
-    folder = Path(tempfile.mkdtemp(prefix="bench-upload_s3-"))
-    atexit.register(shutil.rmtree, folder, True)
-    target = folder / "upload_s3.py"
-    shutil.copyfile(REPO / "upload_s3.py", target)
-    return target
-
-
-def source_version(snapshot: Path) -> str:
-    digest = hashlib.sha256(snapshot.read_bytes()).hexdigest()[:12]
-    head = command_version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    committed = subprocess.run(
-        ["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "upload_s3.py"], capture_output=True, check=False
-    )
-    state = "as committed" if committed.returncode == 0 else "with uncommitted changes"
-    return f"sha256 {digest}, commit {head} {state}"
-
-
-def machine_facts(ctx: Context, weed: str) -> dict[str, str]:
+def machine_facts(ctx: Context, weed: str, programs: Sequence[Program]) -> dict[str, str]:
     model = "?"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -989,7 +1130,7 @@ def machine_facts(ctx: Context, weed: str) -> dict[str, str]:
 
     return {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "upload_s3.py": source_version(Path(ctx.upload_s3)),
+        **{program.label: program.identity for program in programs},
         "cores (nproc)": str(cores),
         "CPU": model,
         "memory": memory,
@@ -1005,6 +1146,22 @@ def machine_facts(ctx: Context, weed: str) -> dict[str, str]:
     }
 
 
+def baseline_note(baseline: Program | None) -> list[str]:
+    if baseline is None:
+        return []
+    return [
+        f"- {baseline.label} (--baseline): upload_s3.py and s3_landing/ (if any) as that commit has them, run like "
+        "upload_s3.py (same command, environment and checks) in BIG, MANY, ONE, the no-op re-run and WAN; "
+        "the memory check and the profiles run the current version only."
+    ]
+
+
+PER_FILE_NOTE = (
+    "(median client CPU on MANY - median client CPU on ONE) / {count} files: ONE is nearly all start-up, so this is "
+    "the CPU each small file costs once the tool is running. Both medians are over the valid runs of the rounds."
+)
+
+
 def write_report(
     bench: Bench,
     facts: dict[str, str],
@@ -1016,6 +1173,7 @@ def write_report(
 ) -> str:
     args = bench.args
     table = results_table(bench.runs)
+    per_file = cpu_per_small_file_table(bench.runs, len(many.files))
     command = "make bench" + (f" ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
     parts = [
         "# upload_s3 benchmark results",
@@ -1035,6 +1193,7 @@ def write_report(
         "each into a fresh bucket (a warm-up object is written first, so volume allocation is not timed). "
         f"Over the emulated WAN: {args.wan_rounds} rounds, {args.wan_delay_ms} ms added to each direction "
         f"(+{2 * args.wan_delay_ms} ms per request-response round trip).",
+        *baseline_note(bench.baseline),
         "- Every run is verified: the key set and sizes via ListObjectsV2, every ETag that is an MD5 against the "
         f"source, BIG downloaded in full and compared, and {args.sample} MANY objects downloaded and compared. "
         "No-op re-runs are valid only if the bucket listing (ETag, size, LastModified) is unchanged.",
@@ -1049,6 +1208,8 @@ def write_report(
         table,
         "",
     ]
+    if per_file:
+        parts += ["## Client CPU per small file", "", PER_FILE_NOTE.format(count=len(many.files)), "", per_file, ""]
     if memory:
         parts += ["## Memory: upload_s3.py peak RSS by file size", "", "| file | size | peak RSS MB | wall s | valid |"]
         parts += ["|---|---:|---:|---:|---|"]
@@ -1076,7 +1237,7 @@ def write_report(
     raw = {"facts": facts, "runs": [asdict(run) for run in bench.runs], "memory": [asdict(m) for m in memory]}
     tmp.write_text(json.dumps(raw, indent=1))
     tmp.replace(out.with_suffix(".json"))
-    return table
+    return "\n\n".join(filter(None, (table, per_file)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1101,17 +1262,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only", choices=("rounds", "wan", "memory", "profile"), action="append", help="run only these"
     )
     parser.add_argument("--profile", action="store_true", help="also profile upload_s3.py on BIG and MANY (cProfile)")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run upload_s3.py (and s3_landing/) as of this git commit wherever the current one runs "
+        "(BIG, MANY, ONE, no-op re-run, WAN)",
+    )
     parser.add_argument("--sample", type=int, default=20, help="MANY objects downloaded and compared per run")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before a tool run is killed")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="where data and logs go (git-ignored)")
-    parser.add_argument("--output", default="latest.md", help="report file name under bench/results/")
+    parser.add_argument(
+        "--output",
+        default=FULL_REPORT,
+        help="report file name under bench/results/ (bench/work/ for --quick, and for --only without rounds)",
+    )
     parser.add_argument("--no-venv", action="store_true", help="use this interpreter as is (tools must be installed)")
     parser.add_argument("--venv", type=Path, default=Path(os.environ.get("BENCH_VENV", DEFAULT_VENV)))
     args = parser.parse_args(argv)
-    # A run without the rounds must not replace the last full report: its report goes to the work folder.
-    args.partial = bool(args.only) and "rounds" not in args.only and args.output == "latest.md"
-    if args.partial:
-        args.output = "partial.md"
+    # Only a full run replaces the committed report: a quick run, or one without the rounds, writes to the work folder.
+    default_output = args.output == FULL_REPORT
+    args.partial = args.quick or (bool(args.only) and "rounds" not in args.only and default_output)
+    if args.partial and default_output:
+        args.output = QUICK_REPORT if args.quick else PARTIAL_REPORT
     quick = args.quick
     defaults = {
         "rounds": 3 if quick else 7,
@@ -1153,11 +1325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from seaweed import SeaweedServer, find_weed
 
     began = time.perf_counter()
+    current = snapshot_upload_s3()
+    baseline = extract_baseline(args.baseline) if args.baseline else None
     work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     big, many = generate(work, args.big_movies_mb * MB, args.big_series_mb * MB, args.many_count, args.many_kb * 1000)
     aws, rclone, s5cmd = find_tools()
-    snapshot = snapshot_upload_s3()
     only = set(args.only or ["rounds", "wan", "memory"] + (["profile"] if args.profile else []))
     if args.no_memory:
         only.discard("memory")
@@ -1166,10 +1339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory: list[MemoryFigure] = []
     with SeaweedServer(data_dir=None) as server:
         access_key, secret_key = server.creds["rw"]
-        ctx = Context(server.endpoint, access_key, secret_key, sys.executable, aws, rclone, s5cmd, str(snapshot))
+        ctx = Context(server.endpoint, access_key, secret_key, sys.executable, aws, rclone, s5cmd, str(current.entry))
+        ctx.baseline = str(baseline.entry) if baseline else ""
         admin = server.client("admin")
-        bench = Bench(args, server, admin, Checker(admin), ctx, work)
-        facts = machine_facts(ctx, find_weed())
+        bench = Bench(args, server, admin, Checker(admin), ctx, work, current, baseline)
+        facts = machine_facts(ctx, find_weed(), [program for program in (current, baseline) if program is not None])
         print(f"bench: SeaweedFS at {server.endpoint}; BIG {human(big.total_bytes)}, MANY {len(many.files)} files")
         if "rounds" in only:
             run_rounds(bench, big, many)
