@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Sequence
 from types import FrameType
@@ -19,7 +20,7 @@ from botocore.exceptions import (
     ClientError,
 )
 
-from s3_landing.config import ConfigError, FatalError, Settings, UsageError, check_source_folder, load_settings
+from s3_landing.config import VERBOSE, ConfigError, FatalError, Settings, UsageError, check_source_folder, load_settings
 from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
 from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, printable, utc_now
 from s3_landing.transfer.destination import Destination, preflight
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
+EMPTY_FOLDER_FIX = 'check LOCAL_DIR / --source; in Docker, mount the folder with -v "$PWD/data:/app/data.base:ro"'
 STOP_GRACE_SECONDS = 5.0  # after SIGINT/SIGTERM, how long files in flight may still finish (docker stop gives 10)
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -129,6 +131,7 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
     transfer = Transfer(destination.client, destination.sender, settings, stop, reporter.add_bytes)
     pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
     pending: dict[cf.Future[Outcome], Job] = {}
+    without_etag = 0  # same-size objects the store listed with no ETag: nothing to compare, so sent again
     try:
         with ProgressTicker(reporter, settings.progress_interval):
             for item in plan_jobs(settings, inventory.names, destination.remote):
@@ -140,6 +143,8 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
                 if stop.is_set():
                     reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
                     continue
+                if item.remote is not None and item.remote.size == item.source.size and not item.remote.etag:
+                    without_etag += 1
                 skipped = transfer.skip_if_unchanged(item)
                 if skipped is not None:
                     reporter.outcome(skipped)
@@ -150,6 +155,7 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
         # After a signal, threads stuck on a silent server are left behind; the process exits without them.
         pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
         reporter.left_open(transfer.close())
+    reporter.sent_without_etag(without_etag)
     return destination.client
 
 
@@ -176,8 +182,10 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
     reporter.expect(inventory.files, inventory.bytes)
     if settings.records_content and not settings.dry_run:
         reporter.manifest = ManifestWriter(settings, new_run_id(settings))
+    if not inventory.files_in_folder and settings.fail_if_empty:
+        raise ConfigError(f"no CSV file in {settings.source} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")
     if not inventory.files:
-        reporter.emit(Event("no_files", f"Nenhum arquivo CSV para enviar em {printable(str(settings.source))}"))
+        reporter.no_files(inventory.files_in_folder, EMPTY_FOLDER_FIX)
     client = None
     if settings.dry_run or not (inventory.files or settings.manifest):
         report_without_uploading(settings, reporter, inventory)
@@ -204,9 +212,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError, FatalError) as error:
         reporter.fatal(str(error))
         return EXIT_FATAL
+    except Exception as error:  # noqa: BLE001 - whatever went wrong still ends as one line and a meaningful code
+        return report_unexpected(reporter, error)
     if stopper.signal_number is not None:
         return EXIT_BY_SIGNAL[signal.Signals(stopper.signal_number)]
     return code
+
+
+def report_unexpected(reporter: Reporter, error: Exception) -> int:
+    """A failure nobody foresaw: one line (the traceback only with --verbose); exit 1 if files were attempted,
+    since some may have landed, else 2."""
+    if reporter.verbosity == VERBOSE:
+        traceback.print_exc()
+    hint = "" if reporter.verbosity == VERBOSE else " (run again with --verbose for the traceback)"
+    reporter.fatal(f"unexpected error: {type(error).__name__}: {error}{hint}")
+    return EXIT_SOME_FAILED if reporter.tally.files_done or reporter.started else EXIT_FATAL
 
 
 def entry() -> NoReturn:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import calendar
 import datetime as dt
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NoReturn, cast
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import botocore
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import ParamValidationError
+from botocore.handlers import validate_bucket_name
 from dotenv import load_dotenv
 
 from s3_landing import __version__
@@ -25,7 +30,9 @@ if TYPE_CHECKING:
 
 DEFAULT_SOURCE = "/app/data.base"
 DEFAULT_PREFIX = "Raw/Local/CSV"
-TRUE_WORDS = {"1", "true", "yes", "on"}
+TRUE_WORDS = ("true", "1", "yes", "on")
+FALSE_WORDS = ("false", "0", "no", "off")
+DATE_FORMAT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 SHARD_INDEX_VARIABLES = ("SHARD_INDEX", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX")
 RetryMode = Literal["standard", "adaptive", "legacy"]
 RETRY_MODES: tuple[RetryMode, ...] = ("standard", "adaptive", "legacy")
@@ -79,6 +86,7 @@ class Settings:
     verbosity: int = NORMAL
     progress_interval: float = 5.0
     follow_links_outside: bool = False
+    fail_if_empty: bool = False
 
     @property
     def records_content(self) -> bool:
@@ -104,8 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Every flag has an environment variable (also read from a .env file); flags win over the "
         "environment, which wins over the .env file.",
         epilog="Credentials and region follow the standard AWS chain: AWS_ACCESS_KEY_ID, "
-        "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_PROFILE, instance and task roles. "
-        "Exit codes: 0 all uploaded or unchanged, 1 some files failed, 2 nothing could be done, "
+        "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION (or AWS_DEFAULT_REGION), instance and "
+        "task roles. Also read: TZ (the time zone that decides today's date), AWS_RETRY_MODE and AWS_MAX_ATTEMPTS "
+        "(retries of every request, uploads included), AWS_CA_BUNDLE (the CA of an endpoint with a private "
+        "certificate), AWS_REQUEST_CHECKSUM_CALCULATION (botocore's own calls), HTTPS_PROXY, HTTP_PROXY and "
+        "NO_PROXY. Exit codes: 0 all uploaded or unchanged, 1 some files failed, 2 nothing could be done, "
         "130/143 interrupted by SIGINT/SIGTERM.",
     )
     add = parser.add_argument
@@ -126,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also follow symbolic links whose target lies outside the source folder [FOLLOW_LINKS_OUTSIDE]",
     )
+    add(
+        "--fail-if-empty",
+        action="store_true",
+        default=None,
+        help="exit 2 when the source folder holds no CSV file at all, e.g. a volume not mounted [FAIL_IF_EMPTY]",
+    )
     add("--env-file", metavar="PATH", help="read settings from this file [default: ./.env if present]")
     add(
         "--shard",
@@ -139,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write a JSON run manifest to PREFIX/_manifests/YYYY/MM/DD/<run id>.json in the bucket [MANIFEST]",
     )
-    add("--manifest-file", metavar="PATH", help="write the run manifest to this local file too [MANIFEST_FILE]")
+    add(
+        "--manifest-file",
+        metavar="PATH",
+        help="write the run manifest to this local file (also to the bucket with --manifest) [MANIFEST_FILE]",
+    )
     add("--log-format", choices=("human", "json"), help="human lines or one JSON object per line [LOG_FORMAT]")
     add(
         "--progress-interval",
@@ -156,8 +177,10 @@ def load_env_file(path: str | None) -> None:
     """Fill os.environ from a .env file; variables already in the environment win."""
     if path is not None:
         env_file = Path(path)
-        if not env_file.is_file():
+        if not env_file.exists():
             raise ConfigError(f"env file {path} not found: fix --env-file or create the file")
+        if env_file.is_dir():
+            raise ConfigError(f"env file {path} is a folder: point --env-file at a file")
     else:
         env_file = Path.cwd() / ".env"
         if not env_file.is_file():
@@ -173,7 +196,13 @@ def setting(flag_value: str | None, variable: str, default: str | None = None) -
 
 
 def switch(flag_value: bool | None, variable: str) -> bool:
-    return bool(flag_value) or os.environ.get(variable, "").strip().lower() in TRUE_WORDS
+    """A true/false setting: the flag, or the variable as true/false, 1/0, yes/no or on/off in any case."""
+    text = os.environ.get(variable, "").strip()
+    if flag_value or text.lower() in TRUE_WORDS:
+        return True
+    if not text or text.lower() in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{variable}={text!r} is neither true nor false: write true or false (or 1/0, yes/no, on/off)")
 
 
 def normalize_prefix(raw: str) -> str:
@@ -183,10 +212,64 @@ def normalize_prefix(raw: str) -> str:
 
 
 def parse_date(text: str) -> dt.date:
+    """Exactly YYYY-MM-DD on every Python version (3.11's fromisoformat also takes 20240131 and 2024-W05-3)."""
+    match = DATE_FORMAT.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"date {text!r} is not YYYY-MM-DD, e.g. 2024-01-31: fix --date or UPLOAD_DATE")
+    year, month, day = (int(part) for part in match.groups())
+    if year == 0:
+        raise ConfigError(f"date {text!r} has year 0000: fix --date or UPLOAD_DATE")
+    if not 1 <= month <= 12:
+        raise ConfigError(f"date {text!r} has month {month:02d}, not 01 to 12: fix --date or UPLOAD_DATE")
+    days = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        raise ConfigError(
+            f"date {text!r} has day {day:02d}, but {year:04d}-{month:02d} has {days} days: fix --date or UPLOAD_DATE"
+        )
+    return dt.date(year, month, day)
+
+
+def check_bucket_name(name: str) -> str:
+    """The bucket name by botocore's own rule (which admits legacy names and access-point ARNs), with the fix for
+    the usual mistakes."""
     try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"date {text!r} is not YYYY-MM-DD: fix --date or UPLOAD_DATE") from None
+        validate_bucket_name({"Bucket": name})
+    except ParamValidationError:
+        raise ConfigError(f"bucket name {name!r} is not valid: {bucket_name_fix(name)}") from None
+    return name
+
+
+def bucket_name_fix(name: str) -> str:
+    if name[:1] in "\"'" and name[-1:] == name[:1]:
+        return "drop the quotes (docker --env-file keeps them as part of the value)"
+    if name.lower().startswith("s3://"):
+        return "give the name alone, without s3:// (e.g. BUCKET_NAME=lake)"
+    if "/" in name:
+        return "give the name alone, without '/' or a path (the key prefix goes in RAW_ZONE_PATH / --prefix)"
+    return "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens"
+
+
+def parse_endpoint(text: str | None, bucket: str) -> str | None:
+    """An http(s) URL of the S3 endpoint, checked up front: botocore fails late, or with a traceback."""
+    if not text:
+        return None
+    where = f"AWS_ENDPOINT_URL / --endpoint-url {text!r}"
+    parts = urlsplit(text)
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{where} is not an http(s) URL: write it as https://HOST[:PORT] (http:// for a local server)"
+        )
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if segments and segments[-1] == bucket:
+        raise ConfigError(
+            f"{where} ends with the bucket's name: give the endpoint alone ({parts.scheme}://{parts.netloc}); "
+            "the bucket goes in BUCKET_NAME / --bucket"
+        )
+    return text
 
 
 def today_in_local_zone() -> dt.date:
@@ -263,6 +346,7 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
     bucket = setting(args.bucket, "BUCKET_NAME")
     if not bucket:
         raise ConfigError("no bucket name: set BUCKET_NAME (environment or .env) or pass --bucket")
+    check_bucket_name(bucket)
     date_text = setting(args.date, "UPLOAD_DATE")
     manifest_file = setting(args.manifest_file, "MANIFEST_FILE")
     return Settings(
@@ -270,7 +354,7 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
         bucket=bucket,
         prefix=normalize_prefix(setting(args.prefix, "RAW_ZONE_PATH", DEFAULT_PREFIX) or ""),
         date=parse_date(date_text) if date_text else today_in_local_zone(),
-        endpoint_url=setting(args.endpoint_url, "AWS_ENDPOINT_URL"),
+        endpoint_url=parse_endpoint(setting(args.endpoint_url, "AWS_ENDPOINT_URL"), bucket),
         concurrency=parse_whole_number(
             setting(args.concurrency, "UPLOAD_CONCURRENCY", str(default_concurrency())) or "", "concurrency", 1, 256
         ),
@@ -286,6 +370,7 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
             setting(args.progress_interval, "PROGRESS_INTERVAL", "5") or "", "progress interval"
         ),
         follow_links_outside=switch(args.follow_links_outside, "FOLLOW_LINKS_OUTSIDE"),
+        fail_if_empty=switch(args.fail_if_empty, "FAIL_IF_EMPTY"),
     )
 
 

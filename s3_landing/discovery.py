@@ -51,6 +51,10 @@ class Problem:
     fails_run: bool = True
 
 
+BACKSLASH_WARNING = (
+    "the name holds a backslash, which some S3-compatible stores turn into '/': there the object lands under "
+    "another key and the file is sent again on every run; rename it if that store is yours"
+)
 LINK_OPT_IN = "set --follow-links-outside or FOLLOW_LINKS_OUTSIDE=true to follow such links"
 
 
@@ -131,22 +135,27 @@ def walk_csv_files(root: Path, follow_links_outside: bool = False) -> Iterator[S
 
 @dataclass(frozen=True)
 class Inventory:
-    """What this shard will handle: file-name counts (for key collisions), files and bytes (for progress)."""
+    """What this shard will handle: file-name counts (for key collisions), files and bytes (for progress); and
+    the CSV files in the whole folder, every shard's (a shard with none of its own is normal, an empty folder not)."""
 
     names: dict[str, int]
     files: int
     bytes: int
+    files_in_folder: int
 
 
 def take_inventory(root: Path, shard: Shard, follow_links_outside: bool = False) -> Inventory:
     names: dict[str, int] = {}
-    files = size = 0
+    files = size = in_folder = 0
     for item in walk_csv_files(root, follow_links_outside):
-        if isinstance(item, SourceFile) and shard.owns(item.name):
+        if not isinstance(item, SourceFile):
+            continue
+        in_folder += 1
+        if shard.owns(item.name):
             names[item.name] = names.get(item.name, 0) + 1
             files += 1
             size += item.size
-    return Inventory(names, files, size)
+    return Inventory(names, files, size, in_folder)
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,8 @@ def plan_jobs(settings: Settings, names: dict[str, int], remote: dict[str, Remot
         if isinstance(item, Problem):
             yield item
             continue
+        if "\\" in item.name:
+            yield Problem(item.path, BACKSLASH_WARNING, fails_run=False)
         key = object_key(settings.prefix, settings.date, item.name)
         problem = key_problem(key)
         if problem is None and names.get(item.name, 1) > 1:
@@ -209,7 +220,7 @@ def list_remote_objects(client: S3Client, bucket: str, folder: str) -> dict[str,
     found: dict[str, RemoteObject] = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
         for item in page.get("Contents", []):
-            found[item["Key"]] = RemoteObject(item["Size"], item["ETag"].strip('"'))
+            found[item["Key"]] = RemoteObject(item["Size"], item.get("ETag", "").strip('"'))  # some gateways list none
     return found
 
 

@@ -275,6 +275,8 @@ class Reporter:
         self.total_files = 0
         self.total_bytes = 0
         self.progress_on_screen = False
+        self.started = 0
+        self.not_started = 0  # with --quiet, files not started after a signal are counted, not listed
 
     @property
     def as_json(self) -> bool:
@@ -301,6 +303,15 @@ class Reporter:
                 self.progress_on_screen = False
             print(line, file=stream, flush=True)
 
+    def sent_without_etag(self, count: int) -> None:
+        """One line a run for files sent again because the store listed their objects without an ETag."""
+        if count:
+            text = (
+                f"Aviso: {count} arquivos enviados de novo: the store lists their objects with no ETag, so an "
+                "unchanged file cannot be told from a changed one of the same size"
+            )
+            self.emit(Event("warning", text, "warning", extra={"files": count}))
+
     def left_open(self, uploads: dict[str, str]) -> None:
         """Warn about multipart uploads that could not be aborted after a signal."""
         for key, upload_id in uploads.items():
@@ -318,7 +329,17 @@ class Reporter:
         assert self.settings is not None
         return printable(f"s3://{self.settings.bucket}/{key or ''}")
 
+    def no_files(self, files_in_folder: int, fix: str) -> None:
+        source = printable(str(self.settings.source)) if self.settings else ""
+        if files_in_folder:  # the other shards have them all
+            text = f"Nenhum arquivo CSV para enviar em {source}: none of its {files_in_folder} falls to this shard"
+        else:
+            text = f"Nenhum arquivo CSV para enviar em {source}: the folder has no *.csv file ({fix})"
+        self.emit(Event("no_files", text))
+
     def announce(self, job: Job) -> None:
+        with self.lock:
+            self.started += 1
         marker, status = ("[dry-run] ", "planned") if self.dry_run else ("", "started")
         text = f"{marker}Iniciando upload de {printable(str(job.source.path))} para {self.url(job.key)}"
         self.emit(Event("start", text, path=job.source.path, key=job.key, size=job.source.size, status=status))
@@ -345,6 +366,9 @@ class Reporter:
             why = " (same size and ETag as the object in the bucket)" if self.verbosity == VERBOSE else ""
             text = f"Arquivo sem alterações, ignorado: {local} = {self.url(outcome.key)}{why}"
             self.emit(Event.about(outcome, "skipped", text))
+        elif outcome.status == "failed" and self.verbosity == QUIET and outcome.reason == NOT_STARTED:
+            with self.lock:
+                self.not_started += 1  # after a signal there may be thousands: one line in the summary instead
         elif outcome.status == "failed":
             self.emit(Event.about(outcome, "failed", f"Erro ao enviar {local}: {outcome.reason}", "error"))
 
@@ -385,6 +409,9 @@ class Reporter:
     def summary(self) -> None:
         tally = self.tally
         seconds = time.monotonic() - tally.started
+        if self.not_started:
+            text = f"Erro: {self.not_started} arquivos não enviados: {NOT_STARTED} (--quiet lists them as one line)"
+            self.emit(Event("not_started", text, "error", status="failed", extra={"files": self.not_started}))
         self.emit(Event("done", "Processo concluído!"))
         if self.dry_run:
             text = f"Resumo (dry-run, nada enviado): {tally.planned} a enviar, {tally.failed} com falha"

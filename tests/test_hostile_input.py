@@ -393,7 +393,8 @@ def test_a_folder_without_csv_files_exits_0_with_a_clear_message(
     assert run.code == 0, run.err
     assert run.err == ""
     lines = run.out.splitlines()
-    assert lines[:2] == [f"Nenhum arquivo CSV para enviar em {tmp_path}", "Processo concluído!"]
+    assert lines[0].startswith(f"Nenhum arquivo CSV para enviar em {tmp_path}: the folder has no *.csv file")
+    assert lines[1] == "Processo concluído!"
     assert run.summary().startswith("Resumo: 0 enviados, 0 ignorados sem alterações, 0 com falha; 0 bytes")
     assert len(lines) == 3
     assert keys_in(admin_s3, bucket) == set()

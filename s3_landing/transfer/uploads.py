@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -26,6 +26,7 @@ from s3_landing.transfer.files import (
     Outcome,
     ensure_unchanged,
     feed,
+    file_chunks,
     file_parts,
     open_regular_file,
     read_whole,
@@ -45,6 +46,14 @@ PARTS_IN_FLIGHT = 8
 # A CompleteMultipartUpload retried after its answer was lost may find the upload already completed.
 COMPLETED_ALREADY_CODES = ("NoSuchUpload", "InvalidPart")
 ABORT_GRACE_SECONDS = 2.0  # then how long aborting their multipart uploads may take
+
+
+def whole_file_md5(handle: BinaryIO, size: int, stats: ContentStats | None) -> str:
+    digest = hashlib.md5()
+    for block in file_chunks(handle, size, MIB):
+        digest.update(block)
+        feed(stats, block)
+    return digest.hexdigest()
 
 
 class Transfer:
@@ -147,9 +156,15 @@ class Transfer:
         return "uploaded"
 
     def matches_remote(self, job: Job, stats: ContentStats | None) -> bool:
+        """The local file against the listed ETag, in the form the store gave: S3's MD5 of the part MD5s plus -N,
+        or the whole file's MD5 (some stores give multipart objects that). Either way the file is read once."""
+        assert job.remote is not None
         with open_regular_file(job.source) as handle:
-            digests = [part.md5 for part in file_parts(handle, job.source.size, stats)]
-        return is_same_content(job.remote, job.source.size, multipart_etag(digests))
+            if "-" in job.remote.etag:
+                etag = multipart_etag([part.md5 for part in file_parts(handle, job.source.size, stats)])
+            else:
+                etag = whole_file_md5(handle, job.source.size, stats)
+        return is_same_content(job.remote, job.source.size, etag)
 
     def put_multipart(self, job: Job, stats: ContentStats | None) -> None:
         upload_id = self.client.create_multipart_upload(

@@ -1,0 +1,64 @@
+"""The settings are documented in three places that must not drift apart: `--help`, the README's configuration
+table and `.env.example`. Every flag and variable one names, the others name too."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from s3_landing import config
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAG = re.compile(r"--[a-z][a-z-]+")
+NAME = re.compile(r"\b[A-Z][A-Z0-9_]+\b")
+BRACKETS = re.compile(r"\[([^\]]*)\]")
+# Set by the platform that runs the shards, never by the user: --help names them, the README explains them below.
+PLATFORM_VARIABLES = {"JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"}
+
+
+def help_text() -> str:
+    """--help without its usage lines (whose [brackets] hold flags, not variables)."""
+    return config.build_parser().format_help().split("\n\n", 1)[1]
+
+
+def variables_in_help(text: str) -> set[str]:
+    """The variables a help text names: between [brackets] after each flag, and with an underscore (or TZ) in the
+    closing text, where words such as AWS and CSV are not variables."""
+    settings = [part.split("; default")[0] for part in BRACKETS.findall(text)]  # not the default values
+    in_brackets = {name for part in settings for name in NAME.findall(part)} - {"AWS"}
+    elsewhere = {name for name in NAME.findall(text) if "_" in name or name == "TZ"}
+    return (in_brackets | elsewhere) - PLATFORM_VARIABLES
+
+
+def readme_table() -> list[tuple[str, str]]:
+    """(flag column, variable column) of each row of the README's configuration table."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| flag | variable | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|") for line in table.strip().splitlines()[1:]]
+    return [(cells[1], cells[2]) for cells in rows]
+
+
+def env_example_variables() -> set[str]:
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
+
+
+def test_the_readme_table_lists_exactly_the_flags_of_help() -> None:
+    in_help = set(FLAG.findall(help_text())) - {"--help"}
+    in_readme = {flag for flags, _ in readme_table() for flag in FLAG.findall(flags)}
+    assert in_readme == in_help
+
+
+def test_help_the_readme_table_and_env_example_name_the_same_variables() -> None:
+    in_help = variables_in_help(help_text())
+    in_readme = {name for _, names in readme_table() for name in NAME.findall(names)}
+    assert in_readme == in_help
+    assert env_example_variables() == in_help
+
+
+def test_the_variable_beside_a_flag_in_the_readme_is_the_one_its_help_names() -> None:
+    help_lines = help_text()
+    for flags, names in readme_table():
+        entries = [help_lines.split(f"  {flag}", 1)[1].split("\n  --", 1)[0] for flag in FLAG.findall(flags)]
+        if entries:
+            assert set(NAME.findall(names)) <= {name for entry in entries for name in variables_in_help(entry)}, flags
