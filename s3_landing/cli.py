@@ -143,7 +143,7 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
                 if stop.is_set():
                     reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
                     continue
-                if item.remote is not None and item.remote.size == item.source.size and not item.remote.etag:
+                if item.same_size_in_bucket and not item.may_be_unchanged:
                     without_etag += 1
                 skipped = transfer.skip_if_unchanged(item)
                 if skipped is not None:

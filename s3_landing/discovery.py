@@ -28,7 +28,8 @@ MAX_KEY_BYTES = 1024
 @dataclass(frozen=True)
 class SourceFile:
     """A CSV file as discovery saw it: `path` as found under the source folder (what messages and manifests name),
-    `real_path` with every link resolved (what is opened), and the identity and state that opening must find."""
+    `real_path` with every link resolved (what is opened), the identity and state that opening must find, and the
+    resolved source folder the opened file must lie in (None when links outside it are followed)."""
 
     path: Path
     real_path: str
@@ -36,6 +37,7 @@ class SourceFile:
     mtime_ns: int
     device: int
     inode: int
+    inside: str | None = None
 
     @property
     def name(self) -> str:
@@ -66,7 +68,7 @@ def is_inside(path: str, real_root: str) -> bool:
     return path == real_root or path.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
-def inspect_csv_entry(entry: os.DirEntry[str], real_path: str) -> SourceFile | Problem:
+def inspect_csv_entry(entry: os.DirEntry[str], real_path: str, inside: str | None) -> SourceFile | Problem:
     path = Path(entry.path)
     try:
         info = entry.stat(follow_symlinks=True)
@@ -76,7 +78,7 @@ def inspect_csv_entry(entry: os.DirEntry[str], real_path: str) -> SourceFile | P
         return Problem(path, f"cannot read file information ({error.strerror})")
     if not stat.S_ISREG(info.st_mode):
         return Problem(path, "not a regular file (FIFO, socket or device): only regular files are uploaded")
-    return SourceFile(path, real_path, info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino)
+    return SourceFile(path, real_path, info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino, inside)
 
 
 def is_folder(entry: os.DirEntry[str]) -> bool:
@@ -107,8 +109,11 @@ def walk_csv_files(root: Path, follow_links_outside: bool = False) -> Iterator[S
     folders = [root]
     while folders:
         folder = folders.pop()
+        real_folder = os.path.realpath(folder)
+        if not follow_links_outside and not is_inside(real_folder, real_root):  # swapped for a link since listed
+            yield Problem(folder, f"now leads outside the source folder, to {real_folder}: not walked; {LINK_OPT_IN}")
+            continue
         try:
-            real_folder = os.path.realpath(folder)
             identity = os.stat(real_folder)
             if (identity.st_dev, identity.st_ino) in visited:
                 yield Problem(folder, "folder already visited through a symbolic link: skipped", fails_run=False)
@@ -129,14 +134,15 @@ def walk_csv_files(root: Path, follow_links_outside: bool = False) -> Iterator[S
             elif is_dir:
                 subfolders.append(Path(entry.path))
             elif is_csv_name(entry.name):
-                yield inspect_csv_entry(entry, real_path)
+                yield inspect_csv_entry(entry, real_path, None if follow_links_outside else real_root)
         folders.extend(reversed(subfolders))
 
 
 @dataclass(frozen=True)
 class Inventory:
     """What this shard will handle: file-name counts (for key collisions), files and bytes (for progress); and
-    the CSV files in the whole folder, every shard's (a shard with none of its own is normal, an empty folder not)."""
+    what the whole folder holds, every shard's: CSV files and the entries that fail (a CSV that is a link leaving
+    the folder, an unreadable file or folder), so that a folder is only called empty when it is."""
 
     names: dict[str, int]
     files: int
@@ -148,10 +154,8 @@ def take_inventory(root: Path, shard: Shard, follow_links_outside: bool = False)
     names: dict[str, int] = {}
     files = size = in_folder = 0
     for item in walk_csv_files(root, follow_links_outside):
-        if not isinstance(item, SourceFile):
-            continue
-        in_folder += 1
-        if shard.owns(item.name):
+        in_folder += isinstance(item, SourceFile) or item.fails_run
+        if isinstance(item, SourceFile) and shard.owns(item.name):
             names[item.name] = names.get(item.name, 0) + 1
             files += 1
             size += item.size
@@ -169,6 +173,15 @@ class Job:
     source: SourceFile
     key: str
     remote: RemoteObject | None
+
+    @property
+    def same_size_in_bucket(self) -> bool:
+        return self.remote is not None and self.remote.size == self.source.size
+
+    @property
+    def may_be_unchanged(self) -> bool:
+        """The bucket holds an object of the same size, with an ETag to compare the content with."""
+        return self.same_size_in_bucket and bool(self.remote and self.remote.etag)
 
 
 def category_for(file_name: str) -> str:

@@ -330,11 +330,16 @@ class Reporter:
         return printable(f"s3://{self.settings.bucket}/{key or ''}")
 
     def no_files(self, files_in_folder: int, fix: str) -> None:
-        source = printable(str(self.settings.source)) if self.settings else ""
-        if files_in_folder:  # the other shards have them all
+        """This shard has no file to send: the folder is empty, or the other shards have them all. (Files that
+        cannot be sent are named on their own error lines.)"""
+        assert self.settings is not None
+        source = printable(str(self.settings.source))
+        if not files_in_folder:
+            text = f"Nenhum arquivo CSV para enviar em {source}: the folder has no *.csv file ({fix})"
+        elif self.settings.shard.count > 1:
             text = f"Nenhum arquivo CSV para enviar em {source}: none of its {files_in_folder} falls to this shard"
         else:
-            text = f"Nenhum arquivo CSV para enviar em {source}: the folder has no *.csv file ({fix})"
+            return
         self.emit(Event("no_files", text))
 
     def announce(self, job: Job) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
+from faultproxy import FaultProxy
 from seaweed import SeaweedServer
 
 if TYPE_CHECKING:
@@ -118,3 +119,20 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     yield tmp_path
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def proxy(s3_server: SeaweedServer) -> Iterator[FaultProxy]:
+    with FaultProxy(s3_server.endpoint) as started:
+        yield started
+
+
+@pytest.fixture(params=["http", "https"])
+def any_proxy(
+    request: pytest.FixtureRequest, s3_server: SeaweedServer, private_ca: tuple[Path, ssl.SSLContext]
+) -> Iterator[FaultProxy]:
+    """The fault proxy over plain http, and over TLS with a private CA (real S3 is always TLS)."""
+    ca, context = private_ca
+    with FaultProxy(s3_server.endpoint, tls=context if request.param == "https" else None) as started:
+        started.ca_file = str(ca) if request.param == "https" else None
+        yield started

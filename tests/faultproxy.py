@@ -19,6 +19,9 @@ connection closed, as S3 does for a bucket policy's or an expired token's refusa
 ``strict_completions = True`` answers a CompleteMultipartUpload of an upload the server already completed with
 ``404 NoSuchUpload`` without forwarding it, as AWS does (SeaweedFS completes it again and answers 200).
 
+``rewrite_listings``, a function of the XML body, changes every ListObjectsV2 answer on its way to the client
+(the ``Content-Length`` follows), to play a store that lists other ETags than SeaweedFS does.
+
 ``sink = True`` makes the proxy answer UploadPart and CompleteMultipartUpload itself (recorded with the fault
 ``sink``; the rule is not asked): a part's body is read and discarded, its MD5 taken on the way, and the answer is its
 ETag; the completion gets S3's XML result. What it saw is in ``sunk_parts`` and ``completions``. Everything else is
@@ -49,7 +52,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import BinaryIO, Callable, Literal, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -273,6 +276,27 @@ def read_response(reader: BinaryIO, method: str) -> tuple[bytes, bool]:
     return head.raw + read_body(reader, head), is_framed(head) and not head.says_close()
 
 
+def rewritten(answer: bytes, rewrite: Callable[[bytes], bytes]) -> bytes:
+    """The answer with its body rewritten and framed anew by Content-Length (a chunked body is decoded first)."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    if any(line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower() for line in lines):
+        body = b"".join(dechunked(body))
+    kept = [line for line in lines if not line.lower().startswith((b"content-length:", b"transfer-encoding:"))]
+    new_body = rewrite(body)
+    return b"\r\n".join([*kept, b"Content-Length: " + str(len(new_body)).encode()]) + b"\r\n\r\n" + new_body
+
+
+def dechunked(body: bytes) -> Iterator[bytes]:
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return
+        yield body[:size]
+        body = body[size + 2 :]
+
+
 def listed_parts(body: bytes) -> tuple[tuple[int, str], ...]:
     """The (PartNumber, ETag) pairs of a CompleteMultipartUpload request body, in order."""
     pairs = []
@@ -331,6 +355,7 @@ class FaultProxy:
         self.sink = False
         self.refuse_from: int | None = None
         self.strict_completions = False
+        self.rewrite_listings: Callable[[bytes], bytes] | None = None
         self._completed: set[str] = set()  # upload ids the server completed
         self.ca_file: str | None = None  # what a client must trust for this proxy's certificate, when tls is given
         self.sunk_parts: list[SunkPart] = []
@@ -484,6 +509,8 @@ class FaultProxy:
             )
             return not head.says_close()
         answer, keep_open = self._forward(head.raw + (corrupted(head, body) if fault == "corrupt" else body), method)
+        if self.rewrite_listings is not None and method == "GET" and "list-type=2" in target:
+            answer = rewritten(answer, self.rewrite_listings)
         if request.is_complete and answer.startswith(b"HTTP/1.1 200"):
             with self._seen:
                 self._completed.add(request.query("uploadId"))

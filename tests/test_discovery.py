@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,43 @@ def test_a_folder_swapped_for_a_link_after_discovery_is_not_read(tmp_path: Path)
         files.open_regular_file(found)
     with pytest.raises(files.FileChanged):
         files.ensure_unchanged(found)
+
+
+def test_a_file_that_discovery_saw_through_a_folder_swapped_for_a_link_is_not_read(tmp_path: Path) -> None:
+    """The race the inode check alone misses: a folder on the path swapped for a link to the outside while
+    discovery ran, so that discovery recorded the outside file's own identity."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    secret = write(outside / "movies.csv")
+    root.mkdir()
+    (root / "day").symlink_to(outside)  # the swap, already done
+    info = secret.stat()
+    seen = SourceFile(
+        root / "day" / "movies.csv",
+        str(root / "day" / "movies.csv"),
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_dev,
+        info.st_ino,
+        inside=os.path.realpath(root),
+    )
+    with pytest.raises(files.FileChanged, match="now leads outside the source folder"):
+        files.open_regular_file(seen)
+    with files.open_regular_file(replace(seen, inside=None)) as handle:  # --follow-links-outside: allowed
+        assert handle.read() == secret.read_bytes()
+
+
+def test_a_queued_folder_swapped_for_a_link_outside_is_not_walked(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write(root / "a" / "movies.csv")
+    write(root / "top.csv")
+    write(outside / "series.csv")
+    walk = discovery.walk_csv_files(root)
+    assert isinstance(next(walk), SourceFile)  # the root is listed, "a" waits its turn
+    (root / "a").rename(tmp_path / "old-a")
+    (root / "a").symlink_to(outside)
+    [problem] = list(walk)
+    assert isinstance(problem, Problem) and problem.fails_run
+    assert problem.reason.startswith(f"now leads outside the source folder, to {outside}: not walked")
 
 
 def test_walk_follows_a_symlinked_file(tmp_path: Path) -> None:

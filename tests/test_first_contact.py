@@ -33,7 +33,9 @@ def upload(server: SeaweedServer, bucket: str, source: Path, *args: str, **env: 
 # --- true/false settings ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variable", ["DRY_RUN", "MANIFEST", "QUIET", "VERBOSE", "FOLLOW_LINKS_OUTSIDE"])
+@pytest.mark.parametrize(
+    "variable", ["DRY_RUN", "MANIFEST", "QUIET", "VERBOSE", "FOLLOW_LINKS_OUTSIDE", "FAIL_IF_EMPTY"]
+)
 def test_a_typo_in_a_true_false_setting_is_an_error_not_false(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path, variable: str
 ) -> None:
@@ -162,6 +164,19 @@ def test_fail_if_empty_looks_at_the_folder_not_at_the_shard(
     assert [run.code for run in runs] == [0, 0], [run.err for run in runs]
     assert sum("none of its 1 falls to this shard" in run.out for run in runs) == 1
     assert keys_in(admin_s3, bucket) == {f"{MOVIES}/movies.csv"}
+
+
+def test_a_folder_whose_only_csv_cannot_be_sent_is_not_called_empty(
+    s3_server: SeaweedServer, bucket: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "data"
+    source.mkdir()
+    (tmp_path / "secret.txt").write_text("outside\n", encoding="utf-8")
+    (source / "movies.csv").symlink_to(tmp_path / "secret.txt")
+    run = upload(s3_server, bucket, source, "--fail-if-empty")
+    assert run.code == 1, run.out + run.err
+    assert run.err.splitlines()[0].startswith(f"Erro ao enviar {source / 'movies.csv'}: symbolic link to ")
+    assert "Nenhum arquivo CSV" not in run.out
 
 
 def test_an_env_file_that_is_a_device_is_read(s3_server: SeaweedServer, bucket: str, source: Path) -> None:

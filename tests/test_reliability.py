@@ -4,13 +4,14 @@ fault-injecting proxy of faultproxy.py between the uploader and SeaweedFS; the b
 
 from __future__ import annotations
 
+import re
 import secrets
 import signal
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -106,23 +107,6 @@ def big_file(folder: Path, size: int = BIG) -> Path:
     path = folder / "movies_big.csv"
     write_movies(path, size, seed=7)
     return path
-
-
-@pytest.fixture
-def proxy(s3_server: SeaweedServer) -> Iterator[FaultProxy]:
-    with FaultProxy(s3_server.endpoint) as started:
-        yield started
-
-
-@pytest.fixture(params=["http", "https"])
-def any_proxy(
-    request: pytest.FixtureRequest, s3_server: SeaweedServer, private_ca: tuple[Path, ssl.SSLContext]
-) -> Iterator[FaultProxy]:
-    """The fault proxy over plain http, and over TLS with a private CA (real S3 is always TLS)."""
-    ca, context = private_ca
-    with FaultProxy(s3_server.endpoint, tls=context if request.param == "https" else None) as started:
-        started.ca_file = str(ca) if request.param == "https" else None
-        yield started
 
 
 # --- faults -------------------------------------------------------------------------------------
@@ -280,6 +264,31 @@ def test_sigint_stops_starting_files_and_reports_what_landed(
     assert_holds_exactly(admin_s3, bucket, sent(run))
     summary = f"Resumo: {len(sent(run))} enviados, 0 ignorados sem alterações, {len(reasons)} com falha"
     assert run.summary().startswith(summary)
+
+
+def test_quiet_counts_the_files_not_started_after_a_signal_on_one_line(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = small_files(tmp_path, 30)
+    proxy.stall_seconds = 0.5
+    proxy.faults = lambda request: "stall" if request.method == "PUT" else None
+    env = proxied_env(s3_server, proxy, bucket, UPLOAD_CONCURRENCY="1", QUIET="true")
+    process = start_uploader(["--source", str(tmp_path)], env)
+    sent_at = signal_when(process, proxy, signal.SIGINT, lambda request: request.method == "PUT" and request.number > 5)
+    run = finish(s3_server, process, timeout=30)
+    assert run.code == 130, run.out + run.err
+    assert time.monotonic() - sent_at < SIGNAL_DEADLINE
+    assert run.out.splitlines()[:1] == ["Processo concluído!"]  # --quiet: no line per file
+    errors = run.err.splitlines()
+    not_started = [line for line in errors if line.startswith("Erro: ")]
+    assert len(not_started) == 1, errors
+    count = int(not_started[0].split()[1])
+    assert count > 10
+    in_flight = [line for line in errors if line.startswith("Erro ao enviar ")]
+    assert all("interrupted while it was being sent" in line for line in in_flight), in_flight
+    uploaded, failures = (int(word) for word in re.findall(r"(\d+) (?:enviados|com falha)", run.summary()))
+    assert (uploaded + failures, failures) == (len(files), count + len(in_flight)), run.summary()
+    assert len(keys_in(admin_s3, bucket)) >= uploaded
 
 
 def test_sigterm_aborts_the_multipart_upload_in_flight(

@@ -28,8 +28,8 @@ MIB = 1024 * 1024
 OK = b'HTTP/1.1 200 OK\r\nETag: "etag-1"\r\nContent-Length: 0\r\n\r\n'
 
 
-def s3_error(status: str, code: str) -> bytes:
-    body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>scripted</Message></Error>".encode()
+def s3_error(status: str, code: str, extra: str = "") -> bytes:
+    body = f"<?xml version='1.0'?><Error><Code>{code}</Code>{extra}<Message>scripted</Message></Error>".encode()
     return f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
 
 
@@ -179,6 +179,30 @@ def test_a_malformed_answer_is_a_connection_error_retried_then_reported(
     with pytest.raises(BotoCoreError):
         put(sender_for(server, max_attempts=2))
     assert len(server.heads) == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        s3_error("301 Moved Permanently", "PermanentRedirect"),
+        s3_error("400 Bad Request", "AuthorizationHeaderMalformed", "<Region>sa-east-1</Region>"),
+    ],
+    ids=["permanent-redirect", "wrong-signing-region"],
+)
+def test_a_wrong_region_answer_is_reported_not_redirected(script: list[ScriptedServer], answer: bytes) -> None:
+    server = serve(script, answer)
+    with pytest.raises(ClientError) as refused:
+        put(sender_for(server, max_attempts=3))
+    assert error_code(refused) in ("PermanentRedirect", "AuthorizationHeaderMalformed")
+    assert len(server.heads) == 1
+
+
+def test_an_answer_of_more_than_a_mebibyte_is_refused_not_buffered(script: list[ScriptedServer]) -> None:
+    body = b"x" * (MIB + 1)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    server = serve(script, answer)
+    with pytest.raises(ConnectionClosedError):
+        put(sender_for(server, max_attempts=1))
 
 
 def test_only_a_certificate_failure_counts_as_untrusted() -> None:

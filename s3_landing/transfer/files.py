@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from s3_landing.discovery import MIB, SourceFile, part_size_for
+from s3_landing.discovery import MIB, SourceFile, is_inside, part_size_for
 
 if TYPE_CHECKING:
     pass
@@ -186,10 +186,24 @@ def open_regular_file(source: SourceFile) -> BinaryIO:
         raise
     try:
         check_same_file(source, os.fstat(descriptor))
+        check_opened_inside(source, descriptor)
         return os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def check_opened_inside(source: SourceFile, descriptor: int) -> None:
+    """The file opened lies inside the source folder, wherever links led: a folder on its path swapped for a link
+    while discovery ran would have shown discovery the outside file too. Linux tells through /proc."""
+    if source.inside is None:
+        return
+    try:
+        opened = os.readlink(f"/proc/self/fd/{descriptor}")
+    except OSError:  # no /proc: the device and inode check stands alone
+        return
+    if not is_inside(opened, source.inside):
+        raise FileChanged("now leads outside the source folder (a link was swapped in while it was found): not read")
 
 
 def check_same_file(source: SourceFile, info: os.stat_result) -> None:

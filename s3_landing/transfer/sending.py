@@ -93,7 +93,7 @@ def as_botocore_error(error: Exception, url: str, proxy_url: str | None) -> Boto
 class Answer(Protocol):
     """What read_answer uses of urllib3's response (HTTPResponse in urllib3 1.26, BaseHTTPResponse in 2.x)."""
 
-    def stream(self, amt: int | None = ..., decode_content: bool | None = ...) -> Iterator[bytes]: ...
+    def read(self, amt: int | None = ...) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -101,21 +101,19 @@ class Answer(Protocol):
 
 
 def read_answer(answer: Answer) -> bytes:
-    """The body of an answer to a PUT, read in blocks: a few hundred bytes from S3, so a body past MAX_ANSWER_BYTES
-    (or a huge Content-Length) is refused rather than buffered. The connection goes back to the pool only if
-    the whole answer was read."""
-    data = bytearray()
+    """The body of an answer to a PUT: a few hundred bytes from S3, so a body past MAX_ANSWER_BYTES (or a huge
+    Content-Length) is refused rather than buffered. After a failure the connection is closed before it goes back
+    to the pool, which then opens a new one."""
     try:
-        for block in answer.stream(64 * 1024):
-            data += block
-            if len(data) > MAX_ANSWER_BYTES:
-                raise ProtocolError(f"an answer of more than {MAX_ANSWER_BYTES} bytes to a PUT")
+        data = answer.read(MAX_ANSWER_BYTES + 1)
+        if len(data) > MAX_ANSWER_BYTES:
+            raise ProtocolError(f"an answer of more than {MAX_ANSWER_BYTES} bytes to a PUT")
     except BaseException:
         answer.close()
         raise
     finally:
         answer.release_conn()
-    return bytes(data)
+    return data
 
 
 class PutSender:
@@ -137,6 +135,8 @@ class PutSender:
         self.client = client
         self.stop = stop
         self.parser = session.get_component("response_parser_factory").create_parser("rest-xml")
+        model = client.meta.service_model
+        self.operations = {False: model.operation_model("PutObject"), True: model.operation_model("UploadPart")}
         self.user_agent = f"upload_s3/{__version__} Python/{platform.python_version()} botocore/{botocore.__version__}"
         url = self.signer.url
         proxies = ProxyConfiguration(proxies=get_environ_proxies(url))
@@ -167,12 +167,15 @@ class PutSender:
         self, key: str, body: bytes | FileSlice, md5_digest: bytes, query: dict[str, str], content_type: str = ""
     ) -> str:
         """Send body; returns the ETag. Raises ClientError or botocore's connection errors as the client does."""
-        operation = self.client.meta.service_model.operation_model("UploadPart" if query else "PutObject")
+        operation = self.operations[bool(query)]
         headers = {"content-md5": base64_of(md5_digest), "content-length": str(len(body))}
         if content_type:
             headers["content-type"] = content_type
         target = self.signer.target(key, query)
-        retry_context: dict[str, Any] = {}  # the retry quota's note of what this request has taken
+        # What botocore's handlers keep about a request: the retry quota notes what it took. PUTs are signed for the
+        # region preflight found, so botocore's region redirector must not try to re-route them: a wrong-region
+        # answer is then reported as such.
+        retry_context: dict[str, Any] = {"s3_redirect": {"redirected": True}}
         attempt = 1
         while True:
             response, error = self.attempt(target, body, headers)
@@ -233,7 +236,9 @@ class PutSender:
         error: BotoCoreError | None,
         retry_context: dict[str, Any],
     ) -> float | None:
-        """The client's own retry handler decides, as for a request botocore sent: seconds to wait, or None."""
+        """The client's own retry handler decides, as for a request botocore sent: seconds to wait, or None. The
+        arguments are those botocore's endpoint gives the needs-retry event; its retry handlers (standard, adaptive,
+        legacy) and the S3 region redirector read them."""
         responses = self.client.meta.events.emit(
             f"needs-retry.s3.{operation.name}",
             response=(response, parsed) if response is not None else None,

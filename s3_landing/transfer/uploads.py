@@ -115,7 +115,13 @@ class Transfer:
         """The skip check of a small file the bucket holds at the same size, in the calling thread: on a re-run most
         files end here, without the hand-off to a worker thread and back, which costs more than reading and hashing
         them. None when the file must go to a worker (changed, or unreadable: the worker reports why)."""
-        if job.remote is None or job.remote.size != job.source.size or job.source.size >= MULTIPART_THRESHOLD:
+        remote = job.remote
+        if (
+            remote is None
+            or remote.size != job.source.size
+            or not remote.etag
+            or job.source.size >= MULTIPART_THRESHOLD
+        ):
             return None
         stats = ContentStats() if self.settings.records_content else None
         try:
@@ -146,7 +152,7 @@ class Transfer:
             self.budget.release(job.source.size)
 
     def upload_large_file(self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None) -> str:
-        if job.remote is not None and job.remote.size == job.source.size:
+        if job.may_be_unchanged:
             if self.matches_remote(job, stats):
                 self.on_bytes(job.source.size)
                 return "skipped"

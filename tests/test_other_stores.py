@@ -1,0 +1,94 @@
+"""S3-compatible stores that list ETags differently from S3 and SeaweedFS, played by the fault proxy rewriting
+SeaweedFS's listings: the whole file's MD5 for a multipart object, no ETag at all, an empty one. And names with a
+backslash, which some stores turn into '/'."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from faultproxy import FaultProxy
+from seaweed import SeaweedServer
+from test_cli import Run, run_uploader
+from test_reliability import assert_holds_exactly, big_file, proxied_env, sent, small_files
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ETAG = re.compile(rb"<ETag>.*?</ETag>", re.DOTALL)
+
+
+def upload(server: SeaweedServer, proxy: FaultProxy, bucket: str, source: Path) -> Run:
+    env = proxied_env(server, proxy, bucket, PROGRESS_INTERVAL="0")
+    return run_uploader(server, ["--source", str(source)], env)
+
+
+def rerun_with_listings(
+    server: SeaweedServer, proxy: FaultProxy, bucket: str, source: Path, rewrite: Callable[[bytes], bytes]
+) -> Run:
+    """Upload, then run again with the listings rewritten; returns the second run."""
+    first = upload(server, proxy, bucket, source)
+    assert first.code == 0, first.err
+    proxy.rewrite_listings = rewrite
+    return upload(server, proxy, bucket, source)
+
+
+def test_a_store_giving_multipart_objects_the_whole_files_md5_does_not_get_them_again(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    big = big_file(tmp_path)
+    whole_md5 = hashlib.md5(big.read_bytes()).hexdigest()
+    before = 0
+
+    def whole_file_etags(body: bytes) -> bytes:
+        nonlocal before
+        before = before or len(proxy.requests)
+        return ETAG.sub(f"<ETag>&quot;{whole_md5}&quot;</ETag>".encode(), body)
+
+    again = rerun_with_listings(s3_server, proxy, bucket, tmp_path, whole_file_etags)
+    assert again.code == 0, again.err
+    assert again.summary().startswith("Resumo: 0 enviados, 1 ignorados sem alterações, 0 com falha")
+    assert not [request for request in proxy.requests[before:] if request.is_part]
+    assert_holds_exactly(admin_s3, bucket, [big])
+
+
+def test_a_listing_without_etags_does_not_crash_and_the_files_are_sent_again_with_one_line(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = small_files(tmp_path, 3)
+    again = rerun_with_listings(s3_server, proxy, bucket, tmp_path, lambda body: ETAG.sub(b"", body))
+    assert again.code == 0, again.err
+    assert sent(again) == set(files)
+    assert again.err.splitlines() == [
+        "Aviso: 3 arquivos enviados de novo: the store lists their objects with no ETag, so an unchanged file cannot "
+        "be told from a changed one of the same size"
+    ]
+    assert_holds_exactly(admin_s3, bucket, files)
+
+
+def test_a_listing_with_empty_etags_sends_the_files_again_with_one_line(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    files = small_files(tmp_path, 2)
+    again = rerun_with_listings(s3_server, proxy, bucket, tmp_path, lambda body: ETAG.sub(b"<ETag></ETag>", body))
+    assert again.code == 0, again.err
+    assert sent(again) == set(files)
+    assert len(again.err.splitlines()) == 1
+    assert again.err.startswith("Aviso: 2 arquivos enviados de novo: the store lists their objects with no ETag")
+
+
+def test_a_name_with_a_backslash_is_uploaded_with_a_warning(
+    s3_server: SeaweedServer, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    odd = tmp_path / "series\\2024.csv"
+    odd.write_text("tconst|x\ntt1|y\n", encoding="utf-8")
+    run = upload(s3_server, proxy, bucket, tmp_path)
+    assert run.code == 0, run.err
+    assert run.err.splitlines() == [
+        f"Aviso: {odd}: the name holds a backslash, which some S3-compatible stores turn into '/': there the object "
+        "lands under another key and the file is sent again on every run; rename it if that store is yours"
+    ]
+    assert sent(run) == {odd}
