@@ -3,7 +3,11 @@ table and `.env.example`. Every flag and variable one names, the others name too
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 from s3_landing import config
@@ -62,3 +66,27 @@ def test_the_variable_beside_a_flag_in_the_readme_is_the_one_its_help_names() ->
         entries = [help_lines.split(f"  {flag}", 1)[1].split("\n  --", 1)[0] for flag in FLAG.findall(flags)]
         if entries:
             assert set(NAME.findall(names)) <= {name for entry in entries for name in variables_in_help(entry)}, flags
+
+
+def test_the_quick_start_runs_as_written_with_the_env_example(tmp_path: Path) -> None:
+    """The README's first dry-run command, verbatim from the repository root, with .env.example as the .env."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if line.startswith("python upload_s3.py --source"))
+    args = shlex.split(command.split("#", 1)[0])[2:]
+    assert "--dry-run" in args
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        (ROOT / ".env.example").read_text(encoding="utf-8").replace("BUCKET_NAME=\n", "BUCKET_NAME=lake\n")
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "upload_s3.py", *args, "--env-file", str(env_file)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "[dry-run] Iniciando upload de sample/data.base/" in run.stdout

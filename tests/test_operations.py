@@ -309,6 +309,9 @@ def test_kubernetes_indexed_job_is_consistent() -> None:
     assert (mount["mountPath"], mount["readOnly"]) == ("/app/data.base", True)
     assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     assert config.build_parser().parse_args(container["args"]).manifest is True
+    assert env["BUCKET_NAME"] == env["BUCKET_NAME"].upper()  # placeholders in capitals, as the README says
+    recipe = (ROOT / "deploy" / "kubernetes-indexed-job.yaml").read_text(encoding="utf-8")
+    assert "--from-env-file" not in recipe  # the Secret holds the credentials, not the whole .env
 
 
 def test_aws_batch_array_job_is_consistent() -> None:
@@ -320,4 +323,5 @@ def test_aws_batch_array_job_is_consistent() -> None:
     assert submit["jobDefinition"] == definition["jobDefinitionName"]
     assert properties["mountPoints"][0] == {"sourceVolume": "data", "containerPath": "/app/data.base", "readOnly": True}
     assert "AWS_ACCESS_KEY_ID" not in env  # credentials come from the job role
+    assert all(env[name] == env[name].upper() for name in ("BUCKET_NAME", "AWS_REGION"))  # placeholders
     assert config.build_parser().parse_args(properties["command"]).log_format == "json"
