@@ -343,8 +343,9 @@ class Reporter:
         self.emit(Event("no_files", text))
 
     def announce(self, job: Job) -> None:
-        with self.lock:
-            self.started += 1
+        if not self.dry_run:
+            with self.lock:
+                self.started += 1
         marker, status = ("[dry-run] ", "planned") if self.dry_run else ("", "started")
         text = f"{marker}Iniciando upload de {printable(str(job.source.path))} para {self.url(job.key)}"
         self.emit(Event("start", text, path=job.source.path, key=job.key, size=job.source.size, status=status))
