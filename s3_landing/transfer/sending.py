@@ -104,16 +104,19 @@ def read_answer(answer: Answer) -> bytes:
     """The body of an answer to a PUT: a few hundred bytes from S3, so a body past MAX_ANSWER_BYTES (or a huge
     Content-Length) is refused rather than buffered. After a failure the connection is closed before it goes back
     to the pool, which then opens a new one."""
+    data = bytearray()
     try:
-        data = answer.read(MAX_ANSWER_BYTES + 1)
-        if len(data) > MAX_ANSWER_BYTES:
-            raise ProtocolError(f"an answer of more than {MAX_ANSWER_BYTES} bytes to a PUT")
+        # Read to the end: urllib3 1.26 checks the Content-Length only on the read that finds the end.
+        for block in iter(lambda: answer.read(64 * 1024), b""):
+            data += block
+            if len(data) > MAX_ANSWER_BYTES:
+                raise ProtocolError(f"an answer of more than {MAX_ANSWER_BYTES} bytes to a PUT")
     except BaseException:
         answer.close()
         raise
     finally:
         answer.release_conn()
-    return data
+    return bytes(data)
 
 
 class PutSender:
