@@ -179,11 +179,11 @@ def new_run_id(settings: Settings) -> str:
 def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
     check_source_folder(settings.source)
     inventory = take_inventory(settings.source, settings.shard, settings.follow_links_outside)
+    if not inventory.files_in_folder and settings.fail_if_empty:
+        raise ConfigError(f"no CSV file in {settings.source} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")
     reporter.expect(inventory.files, inventory.bytes)
     if settings.records_content and not settings.dry_run:
         reporter.manifest = ManifestWriter(settings, new_run_id(settings))
-    if not inventory.files_in_folder and settings.fail_if_empty:
-        raise ConfigError(f"no CSV file in {settings.source} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")
     if not inventory.files:
         reporter.no_files(inventory.files_in_folder, EMPTY_FOLDER_FIX)
     client = None

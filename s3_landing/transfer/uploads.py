@@ -115,13 +115,7 @@ class Transfer:
         """The skip check of a small file the bucket holds at the same size, in the calling thread: on a re-run most
         files end here, without the hand-off to a worker thread and back, which costs more than reading and hashing
         them. None when the file must go to a worker (changed, or unreadable: the worker reports why)."""
-        remote = job.remote
-        if (
-            remote is None
-            or remote.size != job.source.size
-            or not remote.etag
-            or job.source.size >= MULTIPART_THRESHOLD
-        ):
+        if not job.may_be_unchanged or job.source.size >= MULTIPART_THRESHOLD:
             return None
         stats = ContentStats() if self.settings.records_content else None
         try:
