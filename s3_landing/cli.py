@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import queue
 import signal
 import sys
 import threading
@@ -101,25 +102,44 @@ def preflight_unless_stopped(settings: Settings, stop: threading.Event) -> Desti
     raise errors[0]
 
 
-def wait_for_some(pending: dict[cf.Future[Outcome], Job], reporter: Reporter, timeout: float) -> None:
-    done, _ = cf.wait(list(pending), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-    for future in done:
-        del pending[future]
-        reporter.outcome(future.result())
+class InFlight:
+    """Files handed to the pool. Each one finished is queued by the pool thread and reported by the main thread, so
+    waiting costs the same with 2 or 128 files in flight (cf.wait would watch every one of them on each call)."""
 
+    def __init__(self) -> None:
+        self.jobs: dict[cf.Future[Outcome], Job] = {}
+        self.finished: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
 
-def finish_in_flight(pending: dict[cf.Future[Outcome], Job], reporter: Reporter, stop: threading.Event) -> None:
-    """Wait for the files in flight; after a signal, only STOP_GRACE_SECONDS, then report the rest as not sent."""
-    deadline: float | None = None
-    while pending:
-        if stop.is_set() and deadline is None:
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        wait_for_some(pending, reporter, 0.2 if deadline is not None else 0.5)
-    for job in pending.values():
-        reason = "interrupted while it was being sent; the server did not confirm it"
-        reporter.outcome(Outcome(job.source.path, "failed", job.key, job.source.size, reason))
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def add(self, future: cf.Future[Outcome], job: Job) -> None:
+        self.jobs[future] = job
+        future.add_done_callback(self.finished.put)
+
+    def report_finished(self, reporter: Reporter, timeout: float) -> None:
+        """Report the files finished by now, waiting up to timeout for the first one."""
+        try:
+            future = self.finished.get(timeout=timeout)
+            while True:
+                del self.jobs[future]
+                reporter.outcome(future.result())
+                future = self.finished.get_nowait()
+        except queue.Empty:
+            return
+
+    def finish(self, reporter: Reporter, stop: threading.Event) -> None:
+        """Wait for the files in flight; after a signal, only STOP_GRACE_SECONDS, then report the rest as not sent."""
+        deadline: float | None = None
+        while self.jobs:
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self.report_finished(reporter, 0.2 if deadline is not None else 0.5)
+        for job in self.jobs.values():
+            reason = "interrupted while it was being sent; the server did not confirm it"
+            reporter.outcome(Outcome(job.source.path, "failed", job.key, job.source.size, reason))
 
 
 def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> S3Client | None:
@@ -130,7 +150,7 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
         return None
     transfer = Transfer(destination.client, destination.sender, settings, stop, reporter.add_bytes)
     pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
-    pending: dict[cf.Future[Outcome], Job] = {}
+    in_flight = InFlight()
     without_etag = 0  # same-size objects the store listed with no ETag: nothing to compare, so sent again
     try:
         with ProgressTicker(reporter, settings.progress_interval):
@@ -138,8 +158,8 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
                 if isinstance(item, Problem):
                     reporter.problem(item)
                     continue
-                while len(pending) >= 2 * settings.concurrency and not stop.is_set():  # 100,000 files: not all queued
-                    wait_for_some(pending, reporter, 0.5)
+                while len(in_flight) >= 2 * settings.concurrency and not stop.is_set():  # 100,000 files: not all queued
+                    in_flight.report_finished(reporter, 0.5)
                 if stop.is_set():
                     reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
                     continue
@@ -149,8 +169,8 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
                 if skipped is not None:
                     reporter.outcome(skipped)
                     continue
-                pending[pool.submit(transfer.upload, item, reporter.announce)] = item
-            finish_in_flight(pending, reporter, stop)
+                in_flight.add(pool.submit(transfer.upload, item, reporter.announce), item)
+            in_flight.finish(reporter, stop)
     finally:
         # After a signal, threads stuck on a silent server are left behind; the process exits without them.
         pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
