@@ -21,6 +21,7 @@ from botocore.exceptions import (
     ClientError,
 )
 
+from s3_landing.audit import Audit
 from s3_landing.config import VERBOSE, ConfigError, FatalError, Settings, UsageError, check_source_folder, load_settings
 from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
 from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, printable, utc_now
@@ -142,16 +143,17 @@ class InFlight:
             reporter.outcome(Outcome(job.source.path, "failed", job.key, job.source.size, reason))
 
 
-def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> S3Client | None:
+def upload_all(
+    settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event, run_id: str
+) -> S3Client | None:
     try:
         destination = preflight_unless_stopped(settings, stop)
     except Interrupted:
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
-    transfer = Transfer(destination.client, destination.sender, settings, stop, reporter.add_bytes)
+    transfer = Transfer(destination.client, destination.sender, settings, stop, reporter.add_bytes, run_id)
     pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
     in_flight = InFlight()
-    without_etag = 0  # same-size objects the store listed with no ETag: nothing to compare, so sent again
     try:
         with ProgressTicker(reporter, settings.progress_interval):
             for item in plan_jobs(settings, inventory.names, destination.remote):
@@ -163,8 +165,6 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
                 if stop.is_set():
                     reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
                     continue
-                if item.same_size_in_bucket and not item.may_be_unchanged:
-                    without_etag += 1
                 skipped = transfer.skip_if_unchanged(item)
                 if skipped is not None:
                     reporter.outcome(skipped)
@@ -175,7 +175,7 @@ def upload_all(settings: Settings, reporter: Reporter, inventory: Inventory, sto
         # After a signal, threads stuck on a silent server are left behind; the process exits without them.
         pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
         reporter.left_open(transfer.close())
-    reporter.sent_without_etag(without_etag)
+    reporter.sent_unverified(transfer.unverifiable)
     return destination.client
 
 
@@ -202,15 +202,18 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
     if not inventory.files_in_folder and settings.fail_if_empty:
         raise ConfigError(f"no CSV file in {settings.source} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")
     reporter.expect(inventory.files, inventory.bytes)
-    if settings.records_content and not settings.dry_run:
-        reporter.manifest = ManifestWriter(settings, new_run_id(settings))
+    run_id = new_run_id(settings)  # in the manifest and on every object (x-amz-meta-run-id)
+    if settings.records_content and not (settings.dry_run or settings.check):
+        reporter.manifest = ManifestWriter(settings, run_id)
     if not inventory.files:
         reporter.no_files(inventory.files_in_folder, EMPTY_FOLDER_FIX)
+    if settings.check:
+        return EXIT_OK if Audit(settings, reporter, stop, run_id).run(inventory) else EXIT_SOME_FAILED
     client = None
     if settings.dry_run or not (inventory.files or settings.manifest):
         report_without_uploading(settings, reporter, inventory)
     else:
-        client = upload_all(settings, reporter, inventory, stop)
+        client = upload_all(settings, reporter, inventory, stop, run_id)
     if stop.is_set():
         reporter.emit(Event("interrupted", "Execução interrompida: nenhum arquivo novo foi iniciado depois do sinal"))
     if reporter.manifest is not None:

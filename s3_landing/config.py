@@ -9,7 +9,7 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NoReturn, cast
 from urllib.parse import urlsplit
@@ -23,6 +23,17 @@ from botocore.handlers import validate_bucket_name
 from dotenv import load_dotenv
 
 from s3_landing import __version__
+from s3_landing.objects import (
+    CANNED_ACLS,
+    OptionError,
+    WriteOptions,
+    check_acl,
+    check_sse,
+    check_storage_class,
+    check_tags,
+    parse_tag_flags,
+    parse_tag_variable,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -87,6 +98,8 @@ class Settings:
     progress_interval: float = 5.0
     follow_links_outside: bool = False
     fail_if_empty: bool = False
+    writes: WriteOptions = field(default_factory=WriteOptions)
+    check: bool = False
 
     @property
     def records_content(self) -> bool:
@@ -132,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--dry-run", action="store_true", default=None, help="print what would be uploaded; touch nothing [DRY_RUN]")
     add(
+        "--check",
+        action="store_true",
+        default=None,
+        help="send nothing: compare every local file with its object in the bucket, and list objects without a "
+        "local file; exit 1 unless every file is present [CHECK]",
+    )
+    add(
         "--follow-links-outside",
         action="store_true",
         default=None,
@@ -160,6 +180,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--manifest-file",
         metavar="PATH",
         help="write the run manifest to this local file (also to the bucket with --manifest) [MANIFEST_FILE]",
+    )
+    add("--sse", metavar="AES256|aws:kms", help="server-side encryption of every object [SSE]")
+    add("--sse-kms-key-id", metavar="KEY", help="KMS key (id, ARN or alias) for --sse aws:kms [SSE_KMS_KEY_ID]")
+    add(
+        "--sse-bucket-key",
+        action="store_true",
+        default=None,
+        help="use an S3 Bucket Key with --sse aws:kms (fewer KMS calls) [SSE_BUCKET_KEY]",
+    )
+    add(
+        "--storage-class",
+        metavar="CLASS",
+        help="storage class as the store names it; S3 has STANDARD, GLACIER and others [STORAGE_CLASS]",
+    )
+    add("--acl", metavar="ACL", help=f"canned ACL: {', '.join(CANNED_ACLS)} [OBJECT_ACL]")
+    add(
+        "--tag",
+        metavar="KEY=VALUE",
+        action="append",
+        help="tag every object; repeat for more, up to 10 [OBJECT_TAGS as key=value&key2=value2]",
     )
     add("--log-format", choices=("human", "json"), help="human lines or one JSON object per line [LOG_FORMAT]")
     add(
@@ -340,6 +380,27 @@ def parse_verbosity(args: argparse.Namespace) -> int:
     return QUIET if quiet else VERBOSE if verbose else NORMAL
 
 
+def parse_write_options(args: argparse.Namespace) -> WriteOptions:
+    """Encryption, storage class, ACL and tags, all checked before anything is sent."""
+    try:
+        options = WriteOptions(
+            sse=setting(args.sse, "SSE", "") or "",
+            sse_kms_key_id=setting(args.sse_kms_key_id, "SSE_KMS_KEY_ID", "") or "",
+            sse_bucket_key=switch(args.sse_bucket_key, "SSE_BUCKET_KEY"),
+            storage_class=setting(args.storage_class, "STORAGE_CLASS", "") or "",
+            acl=setting(args.acl, "OBJECT_ACL", "") or "",
+            tags=check_tags(
+                parse_tag_flags(args.tag) if args.tag else parse_tag_variable(os.environ.get("OBJECT_TAGS", "").strip())
+            ),
+        )
+        check_sse(options.sse, options.sse_kms_key_id, options.sse_bucket_key)
+        check_storage_class(options.storage_class)
+        check_acl(options.acl)
+    except OptionError as error:
+        raise ConfigError(str(error)) from None
+    return options
+
+
 def load_settings(argv: Sequence[str] | None) -> Settings:
     args = build_parser().parse_args(argv)
     load_env_file(args.env_file)
@@ -349,7 +410,7 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
     check_bucket_name(bucket)
     date_text = setting(args.date, "UPLOAD_DATE")
     manifest_file = setting(args.manifest_file, "MANIFEST_FILE")
-    return Settings(
+    settings = Settings(
         source=Path(setting(args.source, "LOCAL_DIR", DEFAULT_SOURCE) or DEFAULT_SOURCE),
         bucket=bucket,
         prefix=normalize_prefix(setting(args.prefix, "RAW_ZONE_PATH", DEFAULT_PREFIX) or ""),
@@ -371,7 +432,22 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
         ),
         follow_links_outside=switch(args.follow_links_outside, "FOLLOW_LINKS_OUTSIDE"),
         fail_if_empty=switch(args.fail_if_empty, "FAIL_IF_EMPTY"),
+        writes=parse_write_options(args),
+        check=switch(args.check, "CHECK"),
     )
+    check_mode(settings)
+    return settings
+
+
+def check_mode(settings: Settings) -> None:
+    """--check reads the bucket and writes nothing there."""
+    if settings.check and settings.manifest:
+        raise ConfigError(
+            "--check writes nothing to the bucket, so MANIFEST / --manifest cannot be used with it: write the "
+            "findings with --manifest-file instead"
+        )
+    if settings.check and settings.dry_run:
+        raise ConfigError("--check and --dry-run are two different runs: choose one")
 
 
 def check_source_folder(source: Path) -> None:

@@ -51,6 +51,7 @@ class Problem:
     path: Path
     reason: str
     fails_run: bool = True
+    collision: bool = False  # another file of the same name maps to the same key
 
 
 BACKSLASH_WARNING = (
@@ -224,9 +225,13 @@ def plan_jobs(settings: Settings, names: dict[str, int], remote: dict[str, Remot
             yield Problem(item.path, BACKSLASH_WARNING, fails_run=False)
         key = object_key(settings.prefix, settings.date, item.name)
         problem = key_problem(key)
-        if problem is None and names.get(item.name, 1) > 1:
-            problem = f"{names[item.name]} files named {item.name!r} map to the same key {key}: rename all but one"
-        yield Problem(item.path, problem) if problem else Job(item, key, remote.get(key))
+        if problem is not None:
+            yield Problem(item.path, problem)
+        elif names.get(item.name, 1) > 1:
+            reason = f"{names[item.name]} files named {item.name!r} map to the same key {key}: rename all but one"
+            yield Problem(item.path, reason, collision=True)
+        else:
+            yield Job(item, key, remote.get(key))
 
 
 def list_remote_objects(client: S3Client, bucket: str, folder: str) -> dict[str, RemoteObject]:

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -32,6 +33,7 @@ from s3_landing.config import NORMAL, QUIET, VERBOSE, ConfigError, Settings
 from s3_landing.discovery import Job, Problem, manifest_key
 from s3_landing.transfer.files import NOT_STARTED, FileChanged, Interrupted, Outcome
 from s3_landing.transfer.sending import is_certificate_failure
+from s3_landing.transfer.uploads import HEAD_REFUSED, NO_CHECKSUM
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -178,6 +180,9 @@ class ManifestWriter:
             "reason": outcome.reason or None,
             **stats,
         }
+        self.add_entry(entry)
+
+    def add_entry(self, entry: dict[str, Any]) -> None:
         with self.lock:
             self.entries.write(json.dumps(entry, ensure_ascii=True) + "\n")
 
@@ -262,6 +267,14 @@ class Event:
         return json.dumps(record, ensure_ascii=True)
 
 
+RESENT_BECAUSE = {
+    NO_CHECKSUM: "the store lists their objects with no ETag and they carry no stored checksum, so an unchanged file "
+    "cannot be told from a changed one of the same size",
+    HEAD_REFUSED: "their objects' ETags are not an MD5 of the file and reading the stored checksum (HEAD) was "
+    "refused; grant s3:GetObject to make re-runs content-exact (README, IAM policy)",
+}
+
+
 class Reporter:
     """Console lines of the challenge (in Portuguese) or JSON lines; flushed at once, safe across threads."""
 
@@ -303,14 +316,12 @@ class Reporter:
                 self.progress_on_screen = False
             print(line, file=stream, flush=True)
 
-    def sent_without_etag(self, count: int) -> None:
-        """One line a run for files sent again because the store listed their objects without an ETag."""
-        if count:
-            text = (
-                f"Aviso: {count} arquivos enviados de novo: the store lists their objects with no ETag, so an "
-                "unchanged file cannot be told from a changed one of the same size"
-            )
-            self.emit(Event("warning", text, "warning", extra={"files": count}))
+    def sent_unverified(self, unverifiable: Mapping[str, int]) -> None:
+        """One line a run for each reason same-size files were sent again without knowing whether they changed."""
+        for why, text in RESENT_BECAUSE.items():
+            if unverifiable.get(why):
+                line = f"Aviso: {unverifiable[why]} arquivos enviados de novo: {text}"
+                self.emit(Event("warning", line, "warning", extra={"files": unverifiable[why]}))
 
     def left_open(self, uploads: dict[str, str]) -> None:
         """Warn about multipart uploads that could not be aborted after a signal."""
@@ -368,6 +379,10 @@ class Reporter:
         local = printable(str(outcome.path))
         if outcome.status == "uploaded":
             self.emit(Event.about(outcome, "uploaded", f"Arquivo enviado: {local} -> {self.url(outcome.key)}"))
+        if outcome.warning:
+            self.emit(
+                Event("warning", f"Aviso: {local}: {outcome.warning}", "warning", outcome.path, error=outcome.warning)
+            )
         elif outcome.status == "skipped":
             why = " (same size and ETag as the object in the bucket)" if self.verbosity == VERBOSE else ""
             text = f"Arquivo sem alterações, ignorado: {local} = {self.url(outcome.key)}{why}"

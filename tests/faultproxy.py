@@ -83,6 +83,13 @@ class Request:
     target: str
     authorization: str = ""  # the scheme of the Authorization header, e.g. AWS4-HMAC-SHA256
     fault: Fault | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)  # names in lower case
+
+    @property
+    def signed_headers(self) -> set[str]:
+        """The header names its SigV4 Authorization header signs."""
+        signed = self.headers.get("authorization", "").partition("SignedHeaders=")[2].partition(",")[0]
+        return set(signed.split(";")) if signed else set()
 
     @property
     def path(self) -> str:
@@ -487,7 +494,7 @@ class FaultProxy:
             return False
         method, target, _ = head.start_line.split(" ", 2)
         if self._refuses(method, head):
-            self._register(method, target, head.headers.get("authorization", "").partition(" ")[0], refused=True)
+            self._register(method, target, head.headers, refused=True)
             client.sendall(xml_error(b"403 Forbidden", b"AccessDenied", b"Access Denied", method, close=True))
             return False
         if "100-continue" in head.headers.get("expect", "").lower():
@@ -496,7 +503,7 @@ class FaultProxy:
         if self.sink and (request.is_part or request.is_complete) and "content-length" in head.headers:
             return self._sink(client, reader, head, request)
         body = read_body(reader, head) if is_framed(head) else b""
-        fault = self._register(method, target, head.headers.get("authorization", "").partition(" ")[0])
+        fault = self._register(method, target, head.headers)
         if fault == "reset-before":
             reset(client)
             return False
@@ -535,12 +542,13 @@ class FaultProxy:
         return self.refuse_from is not None and method == "PUT" and length.isdigit() and int(length) >= self.refuse_from
 
     def _register(
-        self, method: str, target: str, authorization: str, sink: bool = False, refused: bool = False
+        self, method: str, target: str, headers: dict[str, str], sink: bool = False, refused: bool = False
     ) -> Fault | None:
         """Number the request and record it with the fault the rule picks (a reset while 'away')."""
+        authorization = headers.get("authorization", "").partition(" ")[0]
         with self._seen:
             number = len(self.requests) + 1
-            request = Request(number, method, target, authorization)
+            request = Request(number, method, target, authorization, headers=headers)
             away = self._down_after is not None and number > self._down_after
             fault: Fault | None = (
                 "reset-before" if away else "sink" if sink else "refuse" if refused else self.faults(request)
@@ -567,8 +575,7 @@ class FaultProxy:
 
     def _sink(self, client: socket.socket, reader: BinaryIO, head: Message, request: Request) -> bool:
         """Answer a part upload or a completion without forwarding it (see the module docstring)."""
-        authorization = head.headers.get("authorization", "").partition(" ")[0]
-        if self._register(request.method, request.target, authorization, sink=True) == "reset-before":
+        if self._register(request.method, request.target, head.headers, sink=True) == "reset-before":
             reset(client)
             return False
         length = int(head.headers["content-length"])

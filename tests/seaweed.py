@@ -8,9 +8,9 @@ Importable without pytest::
 
 The server binds 127.0.0.1 only, on explicit random ports below 32768, with
 telemetry, WebDAV, the admin UI and the Iceberg/Lance endpoints switched off.
-Three identities are configured, each with fresh random credentials per server:
-``admin`` (Admin, Read, List, Write, Tagging), ``rw`` (Read, List, Write) and
-``ro`` (Read, List).  Buckets are never created implicitly.
+Four identities are configured, each with fresh random credentials per server:
+``admin`` (Admin, Read, List, Write, Tagging), ``rw`` (Read, List, Write),
+``ro`` (Read, List) and ``writer`` (List, Write).  Buckets are never created implicitly.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ IDENTITIES: dict[str, list[str]] = {
     "admin": ["Admin", "Read", "List", "Write", "Tagging"],
     "rw": ["Read", "List", "Write"],
     "ro": ["Read", "List"],
+    "writer": ["List", "Write"],  # may list and write, not read objects (no HEAD)
 }
 
 REGION = "us-east-1"

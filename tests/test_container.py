@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import pytest
 from datagen import write_movies, write_series
@@ -283,6 +284,27 @@ def test_uploads_a_read_only_folder_and_writes_nothing_into_it(
     assert lines[-2] == "Processo concluído!"
     assert lines[-1].startswith("Resumo: 3 enviados, 0 ignorados sem alterações, 0 com falha;")
     assert snapshot(data) == before
+
+
+def test_governed_options_and_lineage_in_the_image_then_a_read_only_check_finds_everything_present(
+    image: str, s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, data: Path
+) -> None:
+    settings = uploader_settings(s3_server, bucket, OBJECT_TAGS="zone=raw", SSE="AES256")
+    run = run_image(s3_server, image, settings, data, "--storage-class", "STANDARD_IA")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for key, relative in EXPECTED.items():
+        head = admin_s3.head_object(Bucket=bucket, Key=key)
+        assert head["Metadata"]["sha256"] == hashlib.sha256((data / relative).read_bytes()).hexdigest(), key
+        assert head["Metadata"]["source-path"] == quote(relative)
+        assert (head.get("ServerSideEncryption"), head.get("StorageClass")) == ("AES256", "STANDARD_IA")
+        assert admin_s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] == [{"Key": "zone", "Value": "raw"}]
+    read_only = s3_server.creds["ro"]
+    check_settings = uploader_settings(
+        s3_server, bucket, AWS_ACCESS_KEY_ID=read_only[0], AWS_SECRET_ACCESS_KEY=read_only[1]
+    )
+    check = run_image(s3_server, image, check_settings, data, "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.splitlines()[-1].startswith(f"Verificação: {len(EXPECTED)} presentes, 0 ausentes")
 
 
 def test_no_bucket_name_exits_2_with_one_line(image: str, s3_server: SeaweedServer, data: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from faultproxy import FaultProxy
 from seaweed import SeaweedServer
 from test_cli import Run, run_uploader
-from test_reliability import assert_holds_exactly, big_file, proxied_env, sent, small_files
+from test_reliability import assert_holds_exactly, big_file, key_of, proxied_env, sent, small_files
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -57,16 +57,31 @@ def test_a_store_giving_multipart_objects_the_whole_files_md5_does_not_get_them_
 
 
 @pytest.mark.parametrize("listed", [b"", b"<ETag></ETag>"], ids=["no-etag", "empty-etag"])
-def test_a_listing_without_usable_etags_does_not_crash_and_the_files_are_sent_again_with_one_line(
+def test_a_listing_without_usable_etags_skips_files_by_the_checksum_their_objects_carry(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path, listed: bytes
 ) -> None:
     files = small_files(tmp_path, 3)
     again = rerun_with_listings(s3_server, proxy, bucket, tmp_path, lambda body: ETAG.sub(listed, body))
     assert again.code == 0, again.err
+    assert again.summary().startswith("Resumo: 0 enviados, 3 ignorados sem alterações, 0 com falha")
+    assert again.err == ""
+    assert_holds_exactly(admin_s3, bucket, files)
+
+
+@pytest.mark.parametrize("listed", [b"", b"<ETag></ETag>"], ids=["no-etag", "empty-etag"])
+def test_objects_of_another_tool_listed_without_etags_are_sent_again_with_one_line(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path, listed: bytes
+) -> None:
+    files = small_files(tmp_path, 3)
+    for path in files:  # no x-amz-meta-sha256: nothing to compare the file with
+        admin_s3.put_object(Bucket=bucket, Key=key_of(path), Body=path.read_bytes())
+    proxy.rewrite_listings = lambda body: ETAG.sub(listed, body)
+    again = upload(s3_server, proxy, bucket, tmp_path)
+    assert again.code == 0, again.err
     assert sent(again) == set(files)
     assert again.err.splitlines() == [
-        "Aviso: 3 arquivos enviados de novo: the store lists their objects with no ETag, so an unchanged file cannot "
-        "be told from a changed one of the same size"
+        "Aviso: 3 arquivos enviados de novo: the store lists their objects with no ETag and they carry no stored "
+        "checksum, so an unchanged file cannot be told from a changed one of the same size"
     ]
     assert_holds_exactly(admin_s3, bucket, files)
 

@@ -113,7 +113,7 @@ def sender_for(server: ScriptedServer, max_attempts: int = 2, mode: str = "stand
 
 
 def put(sender: sending.PutSender, size: int = 10) -> str:
-    return sender.put("Raw/x.csv", b"x" * size, b"\0" * 16, {}, "text/csv")
+    return sender.put("Raw/x.csv", b"x" * size, b"\0" * 16, {}, {"content-type": "text/csv"})
 
 
 def error_code(error: pytest.ExceptionInfo[ClientError]) -> str:

@@ -18,6 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from s3_landing import config
+from s3_landing.objects import WriteOptions
 from s3_landing.transfer import signing
 
 if TYPE_CHECKING:
@@ -65,9 +66,20 @@ def client_for(endpoint_url: str | None) -> S3Client:
     key=st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40),
     part=st.none() | st.integers(1, 10_000),
     token=st.none() | st.text("abcXYZ019+/=", min_size=1, max_size=20),
+    # Header values with runs of spaces, leading and trailing ones: SigV4 trims them and collapses each run.
+    source_path=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30),
+    tags=st.lists(st.tuples(st.text("ab c:", min_size=1, max_size=5), st.text("x y=/", max_size=5)), max_size=3),
+    sse=st.sampled_from(["", "AES256", "aws:kms"]),
 )
 def test_put_signer_signs_exactly_as_botocore(
-    endpoint_url: str | None, expected_url: str, key: str, part: int | None, token: str | None
+    endpoint_url: str | None,
+    expected_url: str,
+    key: str,
+    part: int | None,
+    token: str | None,
+    source_path: str,
+    tags: list[tuple[str, str]],
+    sse: str,
 ) -> None:
     credentials = Credentials(UNIT_KEY_ID, UNIT_SECRET, token)
     signer = signing.PutSigner(client_for(endpoint_url), "lake", credentials)
@@ -75,6 +87,9 @@ def test_put_signer_signs_exactly_as_botocore(
     query = {} if part is None else {"partNumber": str(part), "uploadId": "2~a/b+c=d e"}
     target = signer.target(key, query)
     headers = {"content-md5": "1B2M2Y8AsgTpgAmY7PhCfg==", "content-type": "text/csv", "content-length": "0"}
+    options = WriteOptions(sse=sse, sse_kms_key_id="alias/a  b" if sse == "aws:kms" else "", tags=tuple(tags))
+    headers.update(options.headers())
+    headers["x-amz-meta-source-path"] = source_path
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(time, "gmtime", FROZEN_NOW.timetuple)
         patch.setattr(botocore.auth, "get_current_datetime", lambda: FROZEN_NOW)

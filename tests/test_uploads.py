@@ -37,7 +37,7 @@ def stubbed_client() -> S3Client:
 
 def transfer_for(client: S3Client) -> Transfer:
     settings = Settings(Path("/data"), "lake", "Raw", dt.date(2024, 1, 31), None, 2, False)
-    return Transfer(client, cast("PutSender", None), settings, threading.Event(), lambda _: None)
+    return Transfer(client, cast("PutSender", None), settings, threading.Event(), lambda _: None, "run-1")
 
 
 def job() -> Job:

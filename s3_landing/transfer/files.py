@@ -85,6 +85,7 @@ class Outcome:
     reason: str = ""
     stats: dict[str, Any] | None = None
     error: Exception | None = None
+    warning: str = ""  # something the user should know about a file that did land
 
     @property
     def bytes_sent(self) -> int:

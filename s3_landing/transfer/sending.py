@@ -7,7 +7,7 @@ import platform
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import botocore
@@ -167,13 +167,17 @@ class PutSender:
         return Timeout(connect=config.connect_timeout, read=config.read_timeout)
 
     def put(
-        self, key: str, body: bytes | FileSlice, md5_digest: bytes, query: dict[str, str], content_type: str = ""
+        self,
+        key: str,
+        body: bytes | FileSlice,
+        md5_digest: bytes,
+        query: dict[str, str],
+        object_headers: Mapping[str, str] | None = None,
     ) -> str:
-        """Send body; returns the ETag. Raises ClientError or botocore's connection errors as the client does."""
+        """Send body, with object_headers (lower-case names: content type, encryption, metadata...) signed too;
+        returns the ETag. Raises ClientError or botocore's connection errors as the client does."""
         operation = self.operations[bool(query)]
-        headers = {"content-md5": base64_of(md5_digest), "content-length": str(len(body))}
-        if content_type:
-            headers["content-type"] = content_type
+        headers = {**(object_headers or {}), "content-md5": base64_of(md5_digest), "content-length": str(len(body))}
         target = self.signer.target(key, query)
         # What botocore's handlers keep about a request: the retry quota notes what it took. PUTs are signed for the
         # region preflight found, so botocore's region redirector must not try to re-route them: a wrong-region

@@ -107,7 +107,7 @@ class PutSigner:
         names = sorted(signed)
         path, _, query = target.partition("?")
         canonical = "\n".join(
-            ["PUT", path, query, *(f"{name}:{signed[name].strip()}" for name in names), "", ";".join(names)]
+            ["PUT", path, query, *(f"{name}:{' '.join(signed[name].split())}" for name in names), "", ";".join(names)]
         )
         scope = f"{amz_date[:8]}/{self.scope}"
         canonical_hash = hashlib.sha256(f"{canonical}\n{UNSIGNED_PAYLOAD}".encode()).hexdigest()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import hashlib
+import os
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from botocore.exceptions import (
@@ -16,6 +20,7 @@ from botocore.exceptions import (
 
 from s3_landing.config import Settings
 from s3_landing.discovery import MIB, MULTIPART_THRESHOLD, Job, is_same_content, list_remote_objects, multipart_etag
+from s3_landing.objects import META_SHA256, lineage_metadata, metadata_headers, source_path_value
 from s3_landing.transfer.files import (
     BufferBudget,
     ContentStats,
@@ -46,6 +51,12 @@ PARTS_IN_FLIGHT = 8
 # A CompleteMultipartUpload retried after its answer was lost may find the upload already completed.
 COMPLETED_ALREADY_CODES = ("NoSuchUpload", "InvalidPart")
 ABORT_GRACE_SECONDS = 2.0  # then how long aborting their multipart uploads may take
+HEAD_REFUSED = "head refused"  # why a same-size file could not be compared by its stored checksum
+NO_CHECKSUM = "no checksum"
+SOURCE_PATH_LEFT_OUT = (
+    "its path is too long for the object's metadata (S3 keeps 2 KB of user metadata): uploaded without "
+    "x-amz-meta-source-path"
+)
 
 
 def whole_file_md5(handle: BinaryIO, size: int, stats: ContentStats | None) -> str:
@@ -54,6 +65,47 @@ def whole_file_md5(handle: BinaryIO, size: int, stats: ContentStats | None) -> s
         digest.update(block)
         feed(stats, block)
     return digest.hexdigest()
+
+
+def whole_file_sha256(job: Job) -> str:
+    """The hashing pass before a multipart upload: its metadata is fixed when the upload is created."""
+    digest = hashlib.sha256()
+    with open_regular_file(job.source) as handle:
+        for block in file_chunks(handle, job.source.size, 8 * MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What a HEAD tells of an object: the SHA-256 it carries (x-amz-meta-sha256), its size and encryption; or that
+    the HEAD was refused (no s3:GetObject)."""
+
+    sha256: str | None = None
+    size: int | None = None
+    encryption: str = ""
+    refused: bool = False
+
+
+def read_stored(client: S3Client, bucket: str, key: str) -> StoredObject:
+    try:
+        answer = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        return StoredObject(refused=error.response.get("Error", {}).get("Code") in ("403", "AccessDenied", "Forbidden"))
+    metadata = answer.get("Metadata", {})
+    return StoredObject(metadata.get(META_SHA256), answer.get("ContentLength"), answer.get("ServerSideEncryption", ""))
+
+
+def matches_listed_etag(job: Job, stats: ContentStats | None = None) -> bool:
+    """The local file against the listed ETag, in the form the store gave: S3's MD5 of the part MD5s plus -N,
+    or the whole file's MD5 (small files, and multipart objects on some stores). Either way the file is read once."""
+    assert job.remote is not None
+    with open_regular_file(job.source) as handle:
+        if "-" in job.remote.etag:
+            etag = multipart_etag([part.md5 for part in file_parts(handle, job.source.size, stats)])
+        else:
+            etag = whole_file_md5(handle, job.source.size, stats)
+    return is_same_content(job.remote, job.source.size, etag)
 
 
 class Transfer:
@@ -66,10 +118,14 @@ class Transfer:
         settings: Settings,
         stop: threading.Event,
         on_bytes: Callable[[int], None],
+        run_id: str,
     ) -> None:
         self.client = client
         self.sender = sender
         self.settings = settings
+        self.run_id = run_id
+        self.object_headers = {"content-type": CONTENT_TYPE, **settings.writes.headers()}
+        self.unverifiable: Counter[str] = Counter()  # same-size files sent again for want of a checksum, by why
         self.stop = stop
         self.on_bytes = on_bytes
         self.budget = BufferBudget(BUFFER_BUDGET)
@@ -99,15 +155,24 @@ class Transfer:
     def upload(self, job: Job, announce: Callable[[Job], None]) -> Outcome:
         """Upload one job, or skip it when unchanged; every error becomes a failed Outcome."""
         stats = ContentStats() if self.settings.records_content else None
+        source_path = source_path_value(Path(os.path.relpath(job.source.path, self.settings.source)), self.run_id)
         try:
             if self.stop.is_set():
                 raise Interrupted()
             if job.source.size < MULTIPART_THRESHOLD:
-                status = self.upload_small_file(job, announce, stats)
+                status = self.upload_small_file(job, announce, stats, source_path)
             else:
-                status = self.upload_large_file(job, announce, stats)
+                status = self.upload_large_file(job, announce, stats, source_path)
             ensure_unchanged(job.source)
-            return Outcome(job.source.path, status, job.key, job.source.size, stats=stats.summary() if stats else None)
+            warning = SOURCE_PATH_LEFT_OUT if source_path is None and status == "uploaded" else ""
+            return Outcome(
+                job.source.path,
+                status,
+                job.key,
+                job.source.size,
+                stats=stats.summary() if stats else None,
+                warning=warning,
+            )
         except Exception as error:  # noqa: BLE001 - one bad file must never stop the others
             return Outcome(job.source.path, "failed", job.key, job.source.size, error=error)
 
@@ -129,46 +194,66 @@ class Transfer:
         self.on_bytes(job.source.size)
         return Outcome(job.source.path, "skipped", job.key, job.source.size, stats=stats.summary() if stats else None)
 
-    def upload_small_file(self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None) -> str:
+    def upload_small_file(
+        self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None, source_path: str | None
+    ) -> str:
         self.budget.acquire(job.source.size)
         try:
             data = read_whole(job.source)
             feed(stats, data)
             digest = hashlib.md5(data)
-            if is_same_content(job.remote, job.source.size, digest.hexdigest()):
+            unchanged = is_same_content(job.remote, job.source.size, digest.hexdigest())
+            sha256 = "" if unchanged else hashlib.sha256(data).hexdigest()
+            if unchanged or self.stored_checksum_matches(job, sha256):
                 self.on_bytes(job.source.size)
                 return "skipped"
             announce(job)
-            self.sender.put(job.key, data, digest.digest(), {}, CONTENT_TYPE)
+            headers = {**self.object_headers, **metadata_headers(lineage_metadata(sha256, self.run_id, source_path))}
+            self.sender.put(job.key, data, digest.digest(), {}, headers)
             self.on_bytes(job.source.size)
             return "uploaded"
         finally:
             self.budget.release(job.source.size)
 
-    def upload_large_file(self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None) -> str:
+    def upload_large_file(
+        self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None, source_path: str | None
+    ) -> str:
         if job.may_be_unchanged:
-            if self.matches_remote(job, stats):
+            if matches_listed_etag(job, stats):
                 self.on_bytes(job.source.size)
                 return "skipped"
             stats = None  # counted during the comparison; if the file changes after it, the upload fails
+        sha256 = whole_file_sha256(job)
+        if self.stored_checksum_matches(job, sha256):
+            self.on_bytes(job.source.size)
+            return "skipped"
         announce(job)
-        self.put_multipart(job, stats)
+        self.put_multipart(job, stats, lineage_metadata(sha256, self.run_id, source_path))
         return "uploaded"
 
-    def matches_remote(self, job: Job, stats: ContentStats | None) -> bool:
-        """The local file against the listed ETag, in the form the store gave: S3's MD5 of the part MD5s plus -N,
-        or the whole file's MD5 (some stores give multipart objects that). Either way the file is read once."""
-        assert job.remote is not None
-        with open_regular_file(job.source) as handle:
-            if "-" in job.remote.etag:
-                etag = multipart_etag([part.md5 for part in file_parts(handle, job.source.size, stats)])
-            else:
-                etag = whole_file_md5(handle, job.source.size, stats)
-        return is_same_content(job.remote, job.source.size, etag)
+    def stored_checksum_matches(self, job: Job, sha256: str) -> bool:
+        """For a same-size object whose ETag is not an MD5 of the file (SSE-KMS, some gateways, or a changed
+        file): the SHA-256 stored in its metadata, read with a HEAD (which needs s3:GetObject)."""
+        if not job.same_size_in_bucket:
+            return False
+        stored = read_stored(self.client, self.settings.bucket, job.key)
+        if stored.refused:
+            self.count_unverifiable(HEAD_REFUSED)
+        elif stored.sha256 is None and not job.may_be_unchanged:
+            self.count_unverifiable(NO_CHECKSUM)
+        return stored.sha256 == sha256 and stored.size == job.source.size
 
-    def put_multipart(self, job: Job, stats: ContentStats | None) -> None:
+    def count_unverifiable(self, why: str) -> None:
+        with self.lock:
+            self.unverifiable[why] += 1
+
+    def put_multipart(self, job: Job, stats: ContentStats | None, metadata: dict[str, str]) -> None:
         upload_id = self.client.create_multipart_upload(
-            Bucket=self.settings.bucket, Key=job.key, ContentType=CONTENT_TYPE
+            Bucket=self.settings.bucket,
+            Key=job.key,
+            ContentType=CONTENT_TYPE,
+            Metadata=metadata,
+            **self.settings.writes.parameters(),
         )["UploadId"]
         with self.lock:
             self.open_uploads[job.key] = upload_id

@@ -1,0 +1,198 @@
+"""--check: does the bucket hold exactly these files' bytes? Every local CSV against its object by the skips'
+content-exact rule (the listed ETag's MD5 forms, then the SHA-256 the object carries), and the objects of the
+day's folders that have no local file. Read-only: listings and HEADs, nothing is sent."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from s3_landing.config import Settings, new_session
+from s3_landing.discovery import MULTIPART_THRESHOLD, Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
+from s3_landing.report import Event, ManifestWriter, Reporter, Tally, printable
+from s3_landing.transfer.destination import PROBE_SUFFIX, survey
+from s3_landing.transfer.files import FileChanged, read_whole
+from s3_landing.transfer.uploads import matches_listed_etag, read_stored, whole_file_sha256
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+FAILING = ("missing", "different", "unverifiable", "collision")
+HEADLINES = {
+    "present": "Presente",
+    "missing": "Ausente",
+    "different": "Diferente",
+    "unverifiable": "Não verificável",
+    "collision": "Colisão",
+}
+CHECK_MANIFEST_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What --check found for one local file (path) or one object without a local file (status extra)."""
+
+    status: str  # present, missing, different, unverifiable, collision, extra
+    path: Path | None
+    key: str | None
+    size: int | None
+    reason: str = ""
+    sha256: str | None = None
+
+
+def local_sha256(job: Job) -> str:
+    if job.source.size < MULTIPART_THRESHOLD:
+        return hashlib.sha256(read_whole(job.source)).hexdigest()
+    return whole_file_sha256(job)
+
+
+def compare(client: S3Client, bucket: str, job: Job) -> Finding:
+    """One local file against its object: by the listed ETag when it is an MD5 form of the file, else by the
+    SHA-256 the object carries (a HEAD)."""
+    found = Finding("present", job.source.path, job.key, job.source.size)
+    if job.remote is None:
+        return replace(found, status="missing", reason="no object under its key")
+    if job.remote.size != job.source.size:
+        return replace(found, status="different", reason=f"the object has {job.remote.size} bytes")
+    try:
+        found = replace(found, sha256=local_sha256(job))
+        if job.remote.etag and matches_listed_etag(job):
+            return found
+    except (OSError, FileChanged) as error:
+        return replace(found, status="unverifiable", reason=f"cannot read the file: {error}")
+    return by_stored_checksum(client, bucket, job.remote, found)
+
+
+def by_stored_checksum(client: S3Client, bucket: str, remote: RemoteObject, found: Finding) -> Finding:
+    assert found.key is not None
+    stored = read_stored(client, bucket, found.key)
+    if stored.sha256 is not None:
+        return found if stored.sha256 == found.sha256 else replace(found, status="different", reason="SHA-256 differs")
+    if stored.refused:
+        reason = (
+            "the listed ETag is not this file's MD5 and reading the stored checksum (HEAD) was refused: grant "
+            "s3:GetObject"
+        )
+    elif stored.encryption == "aws:kms" or not remote.etag:
+        reason = "no MD5 ETag (SSE-KMS, or none listed) and no stored checksum to compare with"
+    else:
+        return replace(found, status="different", reason="its ETag is not this file's MD5")
+    return replace(found, status="unverifiable", reason=reason)
+
+
+def problem_finding(settings: Settings, problem: Problem) -> Finding:
+    key = object_key(settings.prefix, settings.date, problem.path.name)
+    return Finding("collision" if problem.collision else "unverifiable", problem.path, key, None, problem.reason)
+
+
+def extras(settings: Settings, remote: dict[str, RemoteObject], local_keys: set[str]) -> Iterator[Finding]:
+    """Objects of the day's folders with no local file (of this shard: judged by the name, as files are)."""
+    for key in sorted(remote):
+        name = key.rsplit("/", 1)[-1]
+        if key not in local_keys and name and not name.endswith(PROBE_SUFFIX) and settings.shard.owns(name):
+            yield Finding("extra", None, key, remote[key].size, "no local file has this name")
+
+
+class Audit:
+    """Runs the comparisons on a thread pool and reports the findings in the order of the files."""
+
+    def __init__(self, settings: Settings, reporter: Reporter, stop: threading.Event, run_id: str) -> None:
+        self.settings = settings
+        self.reporter = reporter
+        self.stop = stop
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.manifest = CheckManifest(settings, run_id) if settings.manifest_file else None
+
+    def run(self, inventory: Inventory) -> bool:
+        """True when every local file is present."""
+        client, remote = survey(self.settings, new_session(), write_check=False)
+        local_keys: set[str] = set()
+        with cf.ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="check") as pool:
+            pending: collections.deque[cf.Future[Finding]] = collections.deque()
+            for item in plan_jobs(self.settings, inventory.names, remote):
+                if self.stop.is_set():
+                    break
+                if isinstance(item, Problem) and not item.fails_run:
+                    self.reporter.problem(item)  # a warning; the file itself follows
+                    continue
+                finding_or_future = (
+                    problem_finding(self.settings, item)
+                    if isinstance(item, Problem)
+                    else pool.submit(compare, client, self.settings.bucket, item)
+                )
+                local_keys.add(object_key(self.settings.prefix, self.settings.date, item_name(item)))
+                if isinstance(finding_or_future, Finding):
+                    self.report(finding_or_future)
+                    continue
+                pending.append(finding_or_future)
+                while len(pending) > 2 * self.settings.concurrency:
+                    self.report(pending.popleft().result())
+            while pending:
+                self.report(pending.popleft().result())
+        if not self.stop.is_set():
+            for finding in extras(self.settings, remote, local_keys):
+                self.report(finding)
+        self.summarize()
+        return not any(self.counts[status] for status in FAILING)
+
+    def report(self, finding: Finding) -> None:
+        self.counts[finding.status] += 1
+        if self.manifest is not None:
+            self.manifest.add_finding(finding)
+        url = printable(f"s3://{self.settings.bucket}/{finding.key or ''}")
+        local = printable(str(finding.path)) if finding.path else ""
+        reason = printable(finding.reason)
+        if finding.status == "extra":
+            text, level = f"Aviso: objeto sem arquivo local: {url}", "warning"
+        elif finding.status == "present":
+            text, level = f"Presente: {local} = {url}", "info"
+        else:
+            text, level = f"{HEADLINES[finding.status]}: {local} -> {url}: {reason}", "error"
+        extra: dict[str, object] = {"sha256": finding.sha256} if finding.sha256 else {}
+        event = Event("check", text, level, finding.path, finding.key, finding.size, finding.status, reason or None)
+        self.reporter.emit(replace(event, extra=extra))
+
+    def summarize(self) -> None:
+        counts = {status: self.counts[status] for status in (*HEADLINES, "extra")}
+        text = (
+            f"Verificação: {counts['present']} presentes, {counts['missing']} ausentes, {counts['different']} "
+            f"diferentes, {counts['unverifiable']} não verificáveis, {counts['collision']} em colisão; "
+            f"{counts['extra']} objetos sem arquivo local"
+        )
+        if self.manifest is not None:
+            for place in self.manifest.save_findings(counts):
+                self.reporter.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
+        self.reporter.emit(Event("summary", text, extra=dict(counts)))
+
+
+def item_name(item: Job | Problem) -> str:
+    return item.source.name if isinstance(item, Job) else item.path.name
+
+
+class CheckManifest(ManifestWriter):
+    """The findings of --check in the manifest's format: manifest_version 2, mode check, a status per file."""
+
+    def __init__(self, settings: Settings, run_id: str) -> None:
+        super().__init__(settings, run_id)
+        self.counts: dict[str, int] = {}
+
+    def add_finding(self, finding: Finding) -> None:
+        path = os.path.relpath(finding.path, self.settings.source) if finding.path else None
+        entry = {"path": path, "key": finding.key, "size": finding.size, "status": finding.status}
+        self.add_entry({**entry, "reason": finding.reason or None, "sha256": finding.sha256})
+
+    def run_record(self, tally: Tally) -> dict[str, Any]:
+        record = super().run_record(tally)
+        record.update({"manifest_version": CHECK_MANIFEST_VERSION, "mode": "check", "summary": self.counts})
+        return record
+
+    def save_findings(self, counts: dict[str, int]) -> list[str]:
+        self.counts = counts
+        return self.save(Tally(), None)

@@ -1,0 +1,92 @@
+"""--check's verdicts without a server: a local file against what its object's listing and HEAD say."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from s3_landing.audit import Finding, by_stored_checksum, compare, extras
+from s3_landing.config import Settings, Shard
+from s3_landing.discovery import Job, RemoteObject, SourceFile
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+KEY = "Raw/Movies/2024/01/31/movies.csv"
+CONTENT = b"tconst|title\ntt1|x\n"
+SHA256 = hashlib.sha256(CONTENT).hexdigest()
+
+
+def client() -> S3Client:
+    return boto3.session.Session("AKIAUNIT", "unit", region_name="us-east-1").client("s3")
+
+
+def job_for(tmp_path: Path, remote: RemoteObject | None) -> Job:
+    path = tmp_path / "movies.csv"
+    path.write_bytes(CONTENT)
+    info = path.stat()
+    source = SourceFile(path, str(path), info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino)
+    return Job(source, KEY, remote)
+
+
+def verdict(tmp_path: Path, remote: RemoteObject | None, head: dict[str, Any] | str | None = None) -> Finding:
+    s3 = client()
+    with Stubber(s3) as stub:
+        if isinstance(head, dict):
+            stub.add_response("head_object", head, {"Bucket": "lake", "Key": KEY})
+        elif isinstance(head, str):
+            stub.add_client_error("head_object", head, http_status_code=403 if head == "403" else 404)
+        finding = compare(s3, "lake", job_for(tmp_path, remote))
+        stub.assert_no_pending_responses()
+    return finding
+
+
+def test_an_md5_etag_of_the_file_is_present_without_a_head(tmp_path: Path) -> None:
+    finding = verdict(tmp_path, RemoteObject(len(CONTENT), hashlib.md5(CONTENT).hexdigest()))
+    assert (finding.status, finding.sha256) == ("present", SHA256)
+
+
+def test_no_object_is_missing_and_another_size_is_different(tmp_path: Path) -> None:
+    assert verdict(tmp_path, None).status == "missing"
+    assert verdict(tmp_path, RemoteObject(1, "x")).status == "different"
+
+
+@pytest.mark.parametrize(
+    ("etag", "head", "status"),
+    [
+        ("e" * 32, {"ContentLength": len(CONTENT), "Metadata": {"sha256": SHA256}}, "present"),
+        ("e" * 32, {"ContentLength": len(CONTENT), "Metadata": {"sha256": "0" * 64}}, "different"),
+        ("e" * 32, {"ContentLength": len(CONTENT), "Metadata": {}}, "different"),  # an MD5 of other bytes
+        ("e" * 32, {"ContentLength": len(CONTENT), "ServerSideEncryption": "aws:kms"}, "unverifiable"),
+        ("", {"ContentLength": len(CONTENT), "Metadata": {}}, "unverifiable"),  # no ETag listed, no checksum
+        ("e" * 32, "403", "unverifiable"),
+    ],
+)
+def test_an_etag_that_is_not_the_files_md5_is_settled_by_the_stored_checksum(
+    tmp_path: Path, etag: str, head: dict[str, Any] | str, status: str
+) -> None:
+    assert verdict(tmp_path, RemoteObject(len(CONTENT), etag), head).status == status
+
+
+def test_a_refused_head_says_which_right_is_missing(tmp_path: Path) -> None:
+    found = Finding("present", tmp_path, KEY, len(CONTENT), sha256=SHA256)
+    s3 = client()
+    with Stubber(s3) as stub:
+        stub.add_client_error("head_object", "403", http_status_code=403)
+        finding = by_stored_checksum(s3, "lake", RemoteObject(len(CONTENT), "e" * 32), found)
+    assert "grant s3:GetObject" in finding.reason
+
+
+def test_extras_are_the_days_objects_no_local_file_has_in_this_shard(tmp_path: Path) -> None:
+    settings = Settings(tmp_path, "lake", "Raw", dt.date(2024, 1, 31), None, 2, False, shard=Shard(0, 2))
+    remote = {f"Raw/Movies/2024/01/31/{name}": RemoteObject(1, "e") for name in ("a.csv", "b.csv", "c.csv", "d.csv")}
+    remote["Raw/Movies/2024/01/31/.upload_s3-write-check"] = RemoteObject(0, "")
+    found = {finding.key for finding in extras(settings, remote, {"Raw/Movies/2024/01/31/a.csv"})}
+    mine = {key for key in remote if key.endswith(".csv") and settings.shard.owns(key.rsplit("/", 1)[1])}
+    assert found == mine - {"Raw/Movies/2024/01/31/a.csv"}
