@@ -52,6 +52,21 @@ def assert_no_multipart_uploads(s3: S3Client, bucket: str) -> None:
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+def assert_no_upload_holds_parts(s3: S3Client, bucket: str, proxy: FaultProxy) -> None:
+    """No multipart upload is left but the known limit (README): a CreateMultipartUpload whose answer was lost after
+    the server acted on it (reset or cut after forwarding) leaves an empty upload the client never heard of, which
+    botocore's retry replaces with another."""
+    lost = [
+        request
+        for request in proxy.requests
+        if request.method == "POST" and request.target.endswith("?uploads") and request.fault in ("reset-after", "cut")
+    ]
+    left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert len(left) <= len(lost)
+    for upload in left:
+        assert s3.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]).get("Parts", []) == []
+
+
 def sent(run: Run) -> set[Path]:
     """The files the run reported as sent."""
     prefix = "Arquivo enviado: "
@@ -127,7 +142,21 @@ def test_faults_on_a_tenth_of_requests_still_land_every_file_intact(
     assert sent(run) == set(files)
     assert run.summary().startswith("Resumo: 61 enviados, 0 ignorados sem alterações, 0 com falha")
     assert_holds_exactly(admin_s3, bucket, files)
-    assert_no_multipart_uploads(admin_s3, bucket)
+    assert_no_upload_holds_parts(admin_s3, bucket, any_proxy)
+
+
+def test_a_lost_create_answer_leaves_only_an_empty_upload_and_the_file_lands(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    big = big_file(tmp_path)
+    proxy.faults = first_attempts(
+        ["reset-after"], when=lambda request: request.method == "POST" and request.target.endswith("?uploads")
+    )
+    run = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket))
+    assert run.code == 0, run.err
+    assert_holds_exactly(admin_s3, bucket, [big])
+    assert len(admin_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 2  # the probe's and the file's
+    assert_no_upload_holds_parts(admin_s3, bucket, proxy)
 
 
 def test_server_going_away_fails_the_rest_and_a_rerun_sends_only_what_is_missing(
