@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
-import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -14,11 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from s3_landing.config import Settings, new_session
-from s3_landing.discovery import MULTIPART_THRESHOLD, Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
+from s3_landing.config import Settings
+from s3_landing.discovery import Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
 from s3_landing.report import Event, ManifestWriter, Reporter, Tally, printable
-from s3_landing.transfer.destination import PROBE_SUFFIX, survey
-from s3_landing.transfer.files import FileChanged, read_whole
+from s3_landing.transfer.files import FileChanged
 from s3_landing.transfer.uploads import matches_listed_etag, read_stored, whole_file_sha256
 
 if TYPE_CHECKING:
@@ -47,10 +45,13 @@ class Finding:
     sha256: str | None = None
 
 
-def local_sha256(job: Job) -> str:
-    if job.source.size < MULTIPART_THRESHOLD:
-        return hashlib.sha256(read_whole(job.source)).hexdigest()
-    return whole_file_sha256(job)
+def compare_safely(client: S3Client, bucket: str, job: Job) -> Finding:
+    """compare, with anything unforeseen made a finding: one file never stops the check of the others."""
+    try:
+        return compare(client, bucket, job)
+    except Exception as error:  # noqa: BLE001 - reported as this file's finding
+        reason = f"unexpected error: {type(error).__name__}: {error}"
+        return Finding("unverifiable", job.source.path, job.key, job.source.size, reason)
 
 
 def compare(client: S3Client, bucket: str, job: Job) -> Finding:
@@ -62,7 +63,7 @@ def compare(client: S3Client, bucket: str, job: Job) -> Finding:
     if job.remote.size != job.source.size:
         return replace(found, status="different", reason=f"the object has {job.remote.size} bytes")
     try:
-        found = replace(found, sha256=local_sha256(job))
+        found = replace(found, sha256=whole_file_sha256(job))  # streamed: memory stays flat
         if job.remote.etag and matches_listed_etag(job):
             return found
     except (OSError, FileChanged) as error:
@@ -74,14 +75,21 @@ def by_stored_checksum(client: S3Client, bucket: str, remote: RemoteObject, foun
     assert found.key is not None
     stored = read_stored(client, bucket, found.key)
     if stored.sha256 is not None:
-        return found if stored.sha256 == found.sha256 else replace(found, status="different", reason="SHA-256 differs")
-    if stored.refused:
+        if stored.sha256 == found.sha256 and stored.size == found.size:
+            return found
+        return replace(found, status="different", reason="its stored SHA-256 differs")
+    if stored.missing:
+        return replace(found, status="missing", reason="the object was deleted after the listing")
+    if stored.failure:
+        reason = stored.failure
+    elif stored.refused:
         reason = (
             "the listed ETag is not this file's MD5 and reading the stored checksum (HEAD) was refused: grant "
             "s3:GetObject"
         )
-    elif stored.encryption == "aws:kms" or not remote.etag:
-        reason = "no MD5 ETag (SSE-KMS, or none listed) and no stored checksum to compare with"
+    elif stored.encryption.startswith("aws:kms") or not remote.etag or "-" in remote.etag:
+        # SSE-KMS ETags are no MD5; a multipart ETag of another tool may come from other part sizes
+        reason = "its ETag cannot be compared (SSE-KMS, multipart, or none listed) and it carries no stored checksum"
     else:
         return replace(found, status="different", reason="its ETag is not this file's MD5")
     return replace(found, status="unverifiable", reason=reason)
@@ -96,7 +104,7 @@ def extras(settings: Settings, remote: dict[str, RemoteObject], local_keys: set[
     """Objects of the day's folders with no local file (of this shard: judged by the name, as files are)."""
     for key in sorted(remote):
         name = key.rsplit("/", 1)[-1]
-        if key not in local_keys and name and not name.endswith(PROBE_SUFFIX) and settings.shard.owns(name):
+        if key not in local_keys and name and settings.shard.owns(name):
             yield Finding("extra", None, key, remote[key].size, "no local file has this name")
 
 
@@ -110,11 +118,11 @@ class Audit:
         self.counts: collections.Counter[str] = collections.Counter()
         self.manifest = CheckManifest(settings, run_id) if settings.manifest_file else None
 
-    def run(self, inventory: Inventory) -> bool:
-        """True when every local file is present."""
-        client, remote = survey(self.settings, new_session(), write_check=False)
+    def run(self, inventory: Inventory, client: S3Client, remote: dict[str, RemoteObject]) -> bool:
+        """True when every local file is present. remote: what the listings of the day's folders hold."""
         local_keys: set[str] = set()
-        with cf.ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="check") as pool:
+        pool = cf.ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="check")
+        try:
             pending: collections.deque[cf.Future[Finding]] = collections.deque()
             for item in plan_jobs(self.settings, inventory.names, remote):
                 if self.stop.is_set():
@@ -125,7 +133,7 @@ class Audit:
                 finding_or_future = (
                     problem_finding(self.settings, item)
                     if isinstance(item, Problem)
-                    else pool.submit(compare, client, self.settings.bucket, item)
+                    else pool.submit(compare_safely, client, self.settings.bucket, item)
                 )
                 local_keys.add(object_key(self.settings.prefix, self.settings.date, item_name(item)))
                 if isinstance(finding_or_future, Finding):
@@ -134,13 +142,18 @@ class Audit:
                 pending.append(finding_or_future)
                 while len(pending) > 2 * self.settings.concurrency:
                     self.report(pending.popleft().result())
-            while pending:
+            while pending and not self.stop.is_set():
                 self.report(pending.popleft().result())
-        if not self.stop.is_set():
+        finally:
+            pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
+        if self.stop.is_set():
+            text = "Verificação interrompida: the findings below cover only the files checked before the signal"
+            self.reporter.emit(Event("interrupted", text, "warning"))
+        else:
             for finding in extras(self.settings, remote, local_keys):
                 self.report(finding)
-        self.summarize()
-        return not any(self.counts[status] for status in FAILING)
+        saved = self.summarize()
+        return saved and not any(self.counts[status] for status in FAILING)
 
     def report(self, finding: Finding) -> None:
         self.counts[finding.status] += 1
@@ -159,17 +172,25 @@ class Audit:
         event = Event("check", text, level, finding.path, finding.key, finding.size, finding.status, reason or None)
         self.reporter.emit(replace(event, extra=extra))
 
-    def summarize(self) -> None:
+    def summarize(self) -> bool:
+        """The summary line, after the findings' manifest; False when that manifest could not be written."""
         counts = {status: self.counts[status] for status in (*HEADLINES, "extra")}
         text = (
             f"Verificação: {counts['present']} presentes, {counts['missing']} ausentes, {counts['different']} "
             f"diferentes, {counts['unverifiable']} não verificáveis, {counts['collision']} em colisão; "
             f"{counts['extra']} objetos sem arquivo local"
         )
+        saved = True
         if self.manifest is not None:
-            for place in self.manifest.save_findings(counts):
-                self.reporter.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
+            try:
+                for place in self.manifest.save_findings(counts, interrupted=self.stop.is_set()):
+                    self.reporter.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
+            except OSError as error:
+                message = printable(f"cannot write {self.settings.manifest_file} ({error.strerror or error})")
+                self.reporter.emit(Event("failed", f"Erro ao gravar o manifesto: {message}", "error", error=message))
+                saved = False
         self.reporter.emit(Event("summary", text, extra=dict(counts)))
+        return saved
 
 
 def item_name(item: Job | Problem) -> str:
@@ -182,6 +203,7 @@ class CheckManifest(ManifestWriter):
     def __init__(self, settings: Settings, run_id: str) -> None:
         super().__init__(settings, run_id)
         self.counts: dict[str, int] = {}
+        self.interrupted = False
 
     def add_finding(self, finding: Finding) -> None:
         path = os.path.relpath(finding.path, self.settings.source) if finding.path else None
@@ -191,8 +213,9 @@ class CheckManifest(ManifestWriter):
     def run_record(self, tally: Tally) -> dict[str, Any]:
         record = super().run_record(tally)
         record.update({"manifest_version": CHECK_MANIFEST_VERSION, "mode": "check", "summary": self.counts})
+        record["run"]["interrupted"] = self.interrupted
         return record
 
-    def save_findings(self, counts: dict[str, int]) -> list[str]:
-        self.counts = counts
+    def save_findings(self, counts: dict[str, int], interrupted: bool) -> list[str]:
+        self.counts, self.interrupted = counts, interrupted
         return self.save(Tally(), None)

@@ -14,7 +14,7 @@ import traceback
 import uuid
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -22,12 +22,23 @@ from botocore.exceptions import (
 )
 
 from s3_landing.audit import Audit
-from s3_landing.config import VERBOSE, ConfigError, FatalError, Settings, UsageError, check_source_folder, load_settings
+from s3_landing.config import (
+    VERBOSE,
+    ConfigError,
+    FatalError,
+    Settings,
+    UsageError,
+    check_source_folder,
+    load_settings,
+    new_session,
+)
 from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
 from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, printable, utc_now
-from s3_landing.transfer.destination import Destination, preflight
+from s3_landing.transfer.destination import preflight, survey
 from s3_landing.transfer.files import NOT_STARTED, Interrupted, Outcome
 from s3_landing.transfer.uploads import Transfer
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -78,15 +89,15 @@ def report_without_uploading(settings: Settings, reporter: Reporter, inventory: 
             reporter.outcome(Outcome(item.source.path, "planned", item.key, item.source.size))
 
 
-def preflight_unless_stopped(settings: Settings, stop: threading.Event) -> Destination:
-    """preflight in a daemon thread, so that a signal during a hung first request still ends the run at once;
-    any of botocore's errors there is fatal."""
-    results: list[Destination] = []
+def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: Callable[[], T]) -> T:
+    """The first requests (preflight, or the check's survey) in a daemon thread, so that a signal during a hung
+    first request still ends the run at once; any of botocore's errors there is fatal."""
+    results: list[T] = []
     errors: list[BaseException] = []
 
     def attempt() -> None:
         try:
-            results.append(preflight(settings, stop))
+            results.append(contact())
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
             errors.append(error)
 
@@ -147,7 +158,7 @@ def upload_all(
     settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event, run_id: str
 ) -> S3Client | None:
     try:
-        destination = preflight_unless_stopped(settings, stop)
+        destination = contact_unless_stopped(settings, stop, lambda: preflight(settings, stop))
     except Interrupted:
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
@@ -196,6 +207,18 @@ def new_run_id(settings: Settings) -> str:
     return f"{utc_now():%Y%m%dT%H%M%SZ}{shard}-{uuid.uuid4().hex[:8]}"
 
 
+def check(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event, run_id: str) -> int:
+    """--check: read-only, no write probe; exit 0 only when every local file is present."""
+    try:
+        client, remote = contact_unless_stopped(
+            settings, stop, lambda: survey(settings, new_session(), write_check=False)
+        )
+    except Interrupted:
+        return EXIT_FATAL  # the signal's own exit code replaces it
+    present = Audit(settings, reporter, stop, run_id).run(inventory, client, remote)
+    return EXIT_OK if present else EXIT_SOME_FAILED
+
+
 def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
     check_source_folder(settings.source)
     inventory = take_inventory(settings.source, settings.shard, settings.follow_links_outside)
@@ -208,7 +231,7 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
     if not inventory.files:
         reporter.no_files(inventory.files_in_folder, EMPTY_FOLDER_FIX)
     if settings.check:
-        return EXIT_OK if Audit(settings, reporter, stop, run_id).run(inventory) else EXIT_SOME_FAILED
+        return check(settings, reporter, inventory, stop, run_id)
     client = None
     if settings.dry_run or not (inventory.files or settings.manifest):
         report_without_uploading(settings, reporter, inventory)

@@ -235,7 +235,13 @@ class ManifestWriter:
                 with open(buffer.fileno(), "w", encoding="utf-8", closefd=False) as text:
                     self.write(text, record)
                 buffer.seek(0)
-                client.put_object(Bucket=self.settings.bucket, Key=key, Body=buffer, ContentType="application/json")
+                client.put_object(
+                    Bucket=self.settings.bucket,
+                    Key=key,
+                    Body=buffer,
+                    ContentType="application/json",
+                    **self.settings.writes.parameters(),
+                )
             written.append(f"s3://{self.settings.bucket}/{key}")
         self.entries.close()
         return written
@@ -270,8 +276,8 @@ class Event:
 RESENT_BECAUSE = {
     NO_CHECKSUM: "the store lists their objects with no ETag and they carry no stored checksum, so an unchanged file "
     "cannot be told from a changed one of the same size",
-    HEAD_REFUSED: "their objects' ETags are not an MD5 of the file and reading the stored checksum (HEAD) was "
-    "refused; grant s3:GetObject to make re-runs content-exact (README, IAM policy)",
+    HEAD_REFUSED: "their objects' ETags are not an MD5 of the file (changed, or encrypted with SSE-KMS) and reading "
+    "the stored checksum (HEAD) was refused; grant s3:GetObject to make re-runs content-exact (README, IAM policy)",
 }
 
 
@@ -379,10 +385,9 @@ class Reporter:
         local = printable(str(outcome.path))
         if outcome.status == "uploaded":
             self.emit(Event.about(outcome, "uploaded", f"Arquivo enviado: {local} -> {self.url(outcome.key)}"))
-        if outcome.warning:
-            self.emit(
-                Event("warning", f"Aviso: {local}: {outcome.warning}", "warning", outcome.path, error=outcome.warning)
-            )
+            if outcome.warning:
+                text = f"Aviso: {local}: {outcome.warning}"
+                self.emit(Event("warning", text, "warning", outcome.path, error=outcome.warning))
         elif outcome.status == "skipped":
             why = " (same size and ETag as the object in the bucket)" if self.verbosity == VERBOSE else ""
             text = f"Arquivo sem alterações, ignorado: {local} = {self.url(outcome.key)}{why}"

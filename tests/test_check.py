@@ -159,6 +159,14 @@ def test_without_the_right_to_read_objects_such_files_are_unverifiable_with_the_
     assert "reading the stored checksum (HEAD) was refused: grant s3:GetObject" in run.err
 
 
+def test_a_bucket_that_does_not_exist_exits_2_with_one_line(s3_server: SeaweedServer, tmp_path: Path) -> None:
+    small_files(tmp_path, 1)
+    run = check(s3_server, "no-such-bucket-here", tmp_path)
+    assert run.code == 2
+    (line,) = run.err.splitlines()
+    assert line.startswith("upload_s3: error: bucket 'no-such-bucket-here' does not exist")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -32,7 +32,7 @@ def test_every_object_carries_its_sha256_run_id_and_source_path(
 ) -> None:
     source = tmp_path / "data.base"
     (source / "a  b").mkdir(parents=True)
-    spaced = source / "a  b" / "movies x.csv"  # runs of spaces: SigV4 collapses them in signed header values
+    spaced = source / "a  b" / "movies x.csv"  # percent-encoded, so no header value carries the spaces
     write_movies(spaced, 5_000, seed=1)
     accented = source / "séries ø.csv"
     write_series(accented, 3_000, seed=2)
@@ -66,11 +66,13 @@ def test_a_source_path_too_long_for_the_metadata_is_left_out_with_a_warning(
     assert metadata["sha256"] == sha256_of(path)
 
 
-def rerun_listing(server: SeaweedServer, proxy: FaultProxy, bucket: str, source: Path, identity: str = "rw") -> Run:
+def rerun_listing(
+    server: SeaweedServer, proxy: FaultProxy, bucket: str, source: Path, identity: str = "rw", **extra: str
+) -> Run:
     """Run again with every listed ETag replaced by one that is not the file's MD5."""
     proxy.rewrite_listings = lambda body: ETAG.sub(NOT_AN_MD5, body)
     access_key, secret_key = server.creds[identity]
-    env = proxied_env(server, proxy, bucket, AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
+    env = proxied_env(server, proxy, bucket, AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key, **extra)
     return run_uploader(server, ["--source", str(source)], env)
 
 
@@ -113,11 +115,16 @@ def test_without_the_right_to_read_objects_such_files_are_sent_again_with_one_li
     files = small_files(tmp_path, 3)
     first = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket))
     assert first.code == 0, first.err
-    again = rerun_listing(s3_server, proxy, bucket, tmp_path, identity="writer")  # List and Write, no Read
+    before = len(proxy.requests)
+    # List and Write, no Read; one file at a time, so that the first refusal comes before any other HEAD
+    again = rerun_listing(s3_server, proxy, bucket, tmp_path, identity="writer", UPLOAD_CONCURRENCY="1")
     assert again.code == 0, again.err
     assert sent(again) == set(files)
+    heads = [request for request in proxy.requests[before:] if request.method == "HEAD" and "/Raw/" in request.target]
+    assert len(heads) == 1  # after the first refusal, no HEAD per file
     assert again.err.splitlines() == [
-        "Aviso: 3 arquivos enviados de novo: their objects' ETags are not an MD5 of the file and reading the stored "
-        "checksum (HEAD) was refused; grant s3:GetObject to make re-runs content-exact (README, IAM policy)"
+        "Aviso: 3 arquivos enviados de novo: their objects' ETags are not an MD5 of the file (changed, or encrypted "
+        "with SSE-KMS) and reading the stored checksum (HEAD) was refused; grant s3:GetObject to make re-runs "
+        "content-exact (README, IAM policy)"
     ]
     assert_holds_exactly(admin_s3, bucket, files)

@@ -71,27 +71,36 @@ def whole_file_sha256(job: Job) -> str:
     """The hashing pass before a multipart upload: its metadata is fixed when the upload is created."""
     digest = hashlib.sha256()
     with open_regular_file(job.source) as handle:
-        for block in file_chunks(handle, job.source.size, 8 * MIB):
+        for block in file_chunks(handle, job.source.size, MIB):
             digest.update(block)
     return digest.hexdigest()
 
 
 @dataclass(frozen=True)
 class StoredObject:
-    """What a HEAD tells of an object: the SHA-256 it carries (x-amz-meta-sha256), its size and encryption; or that
-    the HEAD was refused (no s3:GetObject)."""
+    """What a HEAD tells of an object: the SHA-256 it carries (x-amz-meta-sha256), its size and encryption; or why
+    it tells nothing: refused (no s3:GetObject), missing (gone since the listing), or another failure."""
 
     sha256: str | None = None
     size: int | None = None
     encryption: str = ""
     refused: bool = False
+    missing: bool = False
+    failure: str = ""
 
 
 def read_stored(client: S3Client, bucket: str, key: str) -> StoredObject:
     try:
         answer = client.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        return StoredObject(refused=error.response.get("Error", {}).get("Code") in ("403", "AccessDenied", "Forbidden"))
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("403", "AccessDenied", "Forbidden"):
+            return StoredObject(refused=True)
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return StoredObject(missing=True)
+        return StoredObject(failure=f"reading the stored checksum (HEAD) failed: {code or error}")
+    except BotoCoreError as error:
+        return StoredObject(failure=f"reading the stored checksum (HEAD) failed: {error}")
     metadata = answer.get("Metadata", {})
     return StoredObject(metadata.get(META_SHA256), answer.get("ContentLength"), answer.get("ServerSideEncryption", ""))
 
@@ -126,6 +135,7 @@ class Transfer:
         self.run_id = run_id
         self.object_headers = {"content-type": CONTENT_TYPE, **settings.writes.headers()}
         self.unverifiable: Counter[str] = Counter()  # same-size files sent again for want of a checksum, by why
+        self.head_refused = threading.Event()
         self.stop = stop
         self.on_bytes = on_bytes
         self.budget = BufferBudget(BUFFER_BUDGET)
@@ -155,8 +165,8 @@ class Transfer:
     def upload(self, job: Job, announce: Callable[[Job], None]) -> Outcome:
         """Upload one job, or skip it when unchanged; every error becomes a failed Outcome."""
         stats = ContentStats() if self.settings.records_content else None
-        source_path = source_path_value(Path(os.path.relpath(job.source.path, self.settings.source)), self.run_id)
         try:
+            source_path = source_path_value(Path(os.path.relpath(job.source.path, self.settings.source)), self.run_id)
             if self.stop.is_set():
                 raise Interrupted()
             if job.source.size < MULTIPART_THRESHOLD:
@@ -236,8 +246,12 @@ class Transfer:
         file): the SHA-256 stored in its metadata, read with a HEAD (which needs s3:GetObject)."""
         if not job.same_size_in_bucket:
             return False
+        if self.head_refused.is_set():  # once refused, always: no round trip per file to hear it again
+            self.count_unverifiable(HEAD_REFUSED)
+            return False
         stored = read_stored(self.client, self.settings.bucket, job.key)
         if stored.refused:
+            self.head_refused.set()
             self.count_unverifiable(HEAD_REFUSED)
         elif stored.sha256 is None and not job.may_be_unchanged:
             self.count_unverifiable(NO_CHECKSUM)
