@@ -125,7 +125,7 @@ class PutSender:
     The pools are botocore's own urllib3 pool classes (they implement Expect: 100-continue) with botocore's TLS
     context, CA bundle, timeouts and proxy settings. Each failed attempt is put to the retry handler of the client
     (its needs-retry event), so PUTs follow AWS_RETRY_MODE, AWS_MAX_ATTEMPTS and the retry quota like every other
-    request. About 0.8 ms of CPU a PUT here, most of it urllib3 and http.client (README, Performance).
+    request. About 0.7 ms of CPU a PUT here, most of it urllib3 and http.client (README, Performance).
     """
 
     def __init__(
