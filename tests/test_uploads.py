@@ -44,14 +44,20 @@ def job() -> Job:
     return Job(SourceFile(Path("/data/movies.csv"), "/data/movies.csv", SIZE, 1, 1, 1), KEY, None)
 
 
-def complete_after_a_lost_answer(code: str, listed_etag: str | None) -> None:
+SHA256 = "5" * 64
+
+
+def complete_after_a_lost_answer(code: str, listed_etag: str | None, stored_sha256: str | None = None) -> None:
     client = stubbed_client()
     with Stubber(client) as stub:
         stub.add_client_error("complete_multipart_upload", code, http_status_code=404)
         if listed_etag is not None:
             listed = {"Key": KEY, "Size": SIZE, "ETag": f'"{listed_etag}"'}
             stub.add_response("list_objects_v2", {"Contents": [listed]}, {"Bucket": "lake", "Prefix": KEY})
-        transfer_for(client).complete(job(), "upload-1", PARTS, ETAG)
+        if stored_sha256 is not None:
+            head = {"ContentLength": SIZE, "Metadata": {"sha256": stored_sha256}}
+            stub.add_response("head_object", head, {"Bucket": "lake", "Key": KEY})
+        transfer_for(client).complete(job(), "upload-1", PARTS, ETAG, SHA256)
         stub.assert_no_pending_responses()
 
 
@@ -62,7 +68,11 @@ def test_a_completion_found_done_is_accepted_when_the_object_matches(code: str) 
 
 def test_a_completion_found_done_fails_when_the_object_differs() -> None:
     with pytest.raises(ClientError, match="NoSuchUpload"):
-        complete_after_a_lost_answer("NoSuchUpload", "0" * 32 + "-2")
+        complete_after_a_lost_answer("NoSuchUpload", "0" * 32 + "-2", stored_sha256="0" * 64)
+
+
+def test_a_completion_found_done_under_sse_kms_is_accepted_by_the_stored_checksum() -> None:
+    complete_after_a_lost_answer("NoSuchUpload", "e" * 32, stored_sha256=SHA256)  # the ETag is no MD5 there
 
 
 def test_any_other_completion_error_fails_without_a_listing() -> None:

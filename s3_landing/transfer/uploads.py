@@ -274,16 +274,17 @@ class Transfer:
         try:
             parts, digests = self.send_parts(job, upload_id, stats)
             ensure_unchanged(job.source)
-            self.complete(job, upload_id, parts, multipart_etag(digests))
+            self.complete(job, upload_id, parts, multipart_etag(digests), metadata[META_SHA256])
             with self.lock:
                 del self.open_uploads[job.key]
         except BaseException:
             self.abort_quietly(job.key, upload_id)
             raise
 
-    def complete(self, job: Job, upload_id: str, parts: list[CompletedPartTypeDef], etag: str) -> None:
+    def complete(self, job: Job, upload_id: str, parts: list[CompletedPartTypeDef], etag: str, sha256: str) -> None:
         """CompleteMultipartUpload, idempotent: if a lost answer made botocore retry it and the retry finds the
-        upload gone, the object in the bucket is checked (listing, size and the locally computed ETag)."""
+        upload gone, the object in the bucket is checked: its listing (size and the locally computed ETag), else,
+        where ETags are no MD5s (SSE-KMS), the SHA-256 it carries (HEAD)."""
         try:
             self.client.complete_multipart_upload(
                 Bucket=self.settings.bucket, Key=job.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
@@ -292,7 +293,10 @@ class Transfer:
             if error.response.get("Error", {}).get("Code") not in COMPLETED_ALREADY_CODES:
                 raise
             listed = list_remote_objects(self.client, self.settings.bucket, job.key).get(job.key)
-            if not is_same_content(listed, job.source.size, etag):
+            if is_same_content(listed, job.source.size, etag):
+                return
+            stored = read_stored(self.client, self.settings.bucket, job.key) if listed else StoredObject()
+            if stored.sha256 != sha256 or stored.size != job.source.size:
                 raise
 
     def send_parts(
