@@ -1,4 +1,5 @@
-"""make demo: upload the bundled sample to a throw-away local SeaweedFS, list the keys, upload again, stop."""
+"""make demo: upload the bundled sample to a throw-away local SeaweedFS, list the keys and one object's lineage,
+upload again, check the partition with a read-only identity, stop."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from seaweed import SeaweedServer  # noqa: E402
 BUCKET = "demo-lake"
 
 
-def run_uploader(server: SeaweedServer) -> int:
-    access_key, secret_key = server.creds["rw"]
+def run_uploader(server: SeaweedServer, *args: str, identity: str = "rw") -> int:
+    access_key, secret_key = server.creds[identity]
     env = dict(os.environ)
     env.update(
         {
@@ -30,8 +31,9 @@ def run_uploader(server: SeaweedServer) -> int:
         }
     )
     env.pop("AWS_PROFILE", None)
-    command = [sys.executable, str(ROOT / "upload_s3.py")]
-    print(f"\n$ BUCKET_NAME={BUCKET} LOCAL_DIR=sample/data.base AWS_ENDPOINT_URL={server.endpoint} python upload_s3.py")
+    command = [sys.executable, str(ROOT / "upload_s3.py"), *args]
+    shown = " ".join(("python upload_s3.py", *args))
+    print(f"\n$ BUCKET_NAME={BUCKET} LOCAL_DIR=sample/data.base AWS_ENDPOINT_URL={server.endpoint} {shown}")
     return subprocess.run(command, env=env, check=False).returncode
 
 
@@ -42,10 +44,17 @@ def main() -> int:
         s3.create_bucket(Bucket=BUCKET)
         code = run_uploader(server)
         print(f"\nObjects in s3://{BUCKET} (uploaded {dt.date.today():%Y-%m-%d}):")
-        for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        objects = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+        for item in objects:
             print(f"  {item['Size']:>8}  {item['Key']}")
+        if objects:
+            print(f"\nThe lineage {objects[0]['Key']} carries (user metadata):")
+            for name, value in s3.head_object(Bucket=BUCKET, Key=objects[0]["Key"])["Metadata"].items():
+                print(f"  x-amz-meta-{name}: {value}")
         print("\nA second run finds nothing changed:")
         code = code or run_uploader(server)
+        print("\nAn audit with a read-only identity finds every file in the bucket, byte for byte:")
+        code = code or run_uploader(server, "--check", identity="ro")
     print("\nServer stopped.")
     return code
 
