@@ -68,7 +68,8 @@ def whole_file_md5(handle: BinaryIO, size: int, stats: ContentStats | None) -> s
 
 
 def whole_file_sha256(job: Job) -> str:
-    """The hashing pass before a multipart upload: its metadata is fixed when the upload is created."""
+    """The file's SHA-256, read in 1 MiB blocks: the pass before a multipart upload (whose metadata is fixed when
+    it is created), and --check's."""
     digest = hashlib.sha256()
     with open_regular_file(job.source) as handle:
         for block in file_chunks(handle, job.source.size, MIB):
