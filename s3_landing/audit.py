@@ -95,8 +95,7 @@ def by_stored_checksum(client: S3Client, bucket: str, remote: RemoteObject, foun
     return replace(found, status="unverifiable", reason=reason)
 
 
-def problem_finding(settings: Settings, problem: Problem) -> Finding:
-    key = object_key(settings.prefix, settings.date, problem.path.name)
+def problem_finding(problem: Problem, key: str) -> Finding:
     return Finding("collision" if problem.collision else "unverifiable", problem.path, key, None, problem.reason)
 
 
@@ -129,17 +128,13 @@ class Audit:
                     break
                 if isinstance(item, Problem) and not item.fails_run:
                     self.reporter.problem(item)  # a warning; the file itself follows
-                    continue
-                finding_or_future = (
-                    problem_finding(self.settings, item)
-                    if isinstance(item, Problem)
-                    else pool.submit(compare_safely, client, self.settings.bucket, item)
-                )
-                local_keys.add(object_key(self.settings.prefix, self.settings.date, item_name(item)))
-                if isinstance(finding_or_future, Finding):
-                    self.report(finding_or_future)
-                    continue
-                pending.append(finding_or_future)
+                elif isinstance(item, Problem):
+                    key = object_key(self.settings.prefix, self.settings.date, item.path.name)
+                    local_keys.add(key)
+                    self.report(problem_finding(item, key))
+                else:
+                    local_keys.add(item.key)
+                    pending.append(pool.submit(compare_safely, client, self.settings.bucket, item))
                 while len(pending) > 2 * self.settings.concurrency:
                     self.report(pending.popleft().result())
             while pending and not self.stop.is_set():
@@ -180,21 +175,10 @@ class Audit:
             f"diferentes, {counts['unverifiable']} não verificáveis, {counts['collision']} em colisão; "
             f"{counts['extra']} objetos sem arquivo local"
         )
-        saved = True
-        if self.manifest is not None:
-            try:
-                for place in self.manifest.save_findings(counts, interrupted=self.stop.is_set()):
-                    self.reporter.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
-            except OSError as error:
-                message = printable(f"cannot write {self.settings.manifest_file} ({error.strerror or error})")
-                self.reporter.emit(Event("failed", f"Erro ao gravar o manifesto: {message}", "error", error=message))
-                saved = False
+        manifest, interrupted = self.manifest, self.stop.is_set()
+        saved = manifest is None or self.reporter.save_manifest(lambda: manifest.save_findings(counts, interrupted))
         self.reporter.emit(Event("summary", text, extra=dict(counts)))
         return saved
-
-
-def item_name(item: Job | Problem) -> str:
-    return item.source.name if isinstance(item, Job) else item.path.name
 
 
 class CheckManifest(ManifestWriter):

@@ -33,7 +33,7 @@ from s3_landing.config import (
     new_session,
 )
 from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
-from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, printable, utc_now
+from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, utc_now
 from s3_landing.transfer.destination import preflight, survey
 from s3_landing.transfer.files import NOT_STARTED, Interrupted, Outcome
 from s3_landing.transfer.uploads import Transfer
@@ -190,18 +190,6 @@ def upload_all(
     return destination.client
 
 
-def save_manifest(reporter: Reporter, manifest: ManifestWriter, client: S3Client | None) -> None:
-    try:
-        for place in manifest.save(reporter.tally, client):
-            reporter.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
-    except (BotoCoreError, ClientError, OSError) as error:
-        reporter.tally.failed += 1
-        message = explain(error, manifest.settings)
-        reporter.emit(
-            Event("failed", f"Erro ao gravar o manifesto: {message}", "error", status="failed", error=message)
-        )
-
-
 def new_run_id(settings: Settings) -> str:
     shard = f"-shard{settings.shard.index}of{settings.shard.count}" if settings.shard.count > 1 else ""
     return f"{utc_now():%Y%m%dT%H%M%SZ}{shard}-{uuid.uuid4().hex[:8]}"
@@ -239,8 +227,9 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
         client = upload_all(settings, reporter, inventory, stop, run_id)
     if stop.is_set():
         reporter.emit(Event("interrupted", "Execução interrompida: nenhum arquivo novo foi iniciado depois do sinal"))
-    if reporter.manifest is not None:
-        save_manifest(reporter, reporter.manifest, client)
+    manifest = reporter.manifest
+    if manifest is not None and not reporter.save_manifest(lambda: manifest.save(reporter.tally, client)):
+        reporter.tally.failed += 1
     reporter.summary()
     return EXIT_SOME_FAILED if reporter.tally.failed else EXIT_OK
 

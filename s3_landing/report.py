@@ -10,12 +10,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -321,6 +322,22 @@ class Reporter:
                 self.out.write("\r\x1b[K")
                 self.progress_on_screen = False
             print(line, file=stream, flush=True)
+
+    def save_manifest(self, save: Callable[[], list[str]]) -> bool:
+        """Run save (a manifest writer's) and name where the manifest went; on failure one error line, and False."""
+        try:
+            for place in save():
+                self.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
+        except (BotoCoreError, ClientError, OSError) as error:
+            assert self.settings is not None  # manifests are only written once settings are known
+            if isinstance(error, OSError):
+                message = printable(f"cannot write {self.settings.manifest_file} ({error.strerror or error})")
+            else:
+                message = explain(error, self.settings)
+            text = f"Erro ao gravar o manifesto: {message}"
+            self.emit(Event("failed", text, "error", status="failed", error=message))
+            return False
+        return True
 
     def sent_unverified(self, unverifiable: Mapping[str, int]) -> None:
         """One line a run for each reason same-size files were sent again without knowing whether they changed."""
