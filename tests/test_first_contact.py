@@ -188,7 +188,8 @@ def test_an_env_file_that_is_a_device_is_read(s3_server: SeaweedServer, bucket: 
 
 
 def run_with_a_fault(server: SeaweedServer, bucket: str, source: Path, where: str, *args: str) -> Run:
-    """The real entry point, with `where` (a function of s3_landing.cli) made to raise an error nobody foresaw."""
+    """The real entry point, with `where` (a function s3_landing.cli calls, named from that module) made to raise
+    an error nobody foresaw."""
     program = (
         "import runpy, sys\n"
         "import s3_landing.cli as cli\n"
@@ -222,7 +223,7 @@ def test_an_unforeseen_error_before_any_upload_is_one_line_and_exit_2(
 def test_an_unforeseen_error_after_uploads_began_is_exit_1_and_verbose_shows_the_traceback(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path
 ) -> None:
-    run = run_with_a_fault(s3_server, bucket, source, "save_manifest", "--manifest", "--verbose")
+    run = run_with_a_fault(s3_server, bucket, source, "Reporter.save_manifest", "--manifest", "--verbose")
     assert run.code == 1, run.out + run.err
     assert "Traceback" in run.err
     assert run.err.splitlines()[-1] == "upload_s3: error: unexpected error: RuntimeError: disk on fire"
