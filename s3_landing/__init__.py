@@ -7,4 +7,4 @@ s3://<bucket>/<prefix>/<Movies|Series>/<YYYY>/<MM>/<DD>/<file name>. Unchanged f
 Stages, each a module, imports flowing one way: cli -> report -> transfer -> discovery -> config.
 """
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"

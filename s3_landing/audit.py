@@ -1,6 +1,6 @@
 """--check: does the bucket hold exactly these files' bytes? Every local CSV against its object by the skips'
-content-exact rule (the listed ETag's MD5 forms, then the SHA-256 the object carries), and the objects of the
-day's folders that have no local file. Read-only: listings and HEADs, nothing is sent."""
+proof rule (the listed ETag's MD5 forms, then what a HEAD shows), and the objects of the day's folders that have no
+local file. Read-only: listings and HEADs, nothing is sent."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s3_landing.config import Settings
-from s3_landing.discovery import Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
+from s3_landing.discovery import MULTIPART_THRESHOLD, Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
 from s3_landing.report import Event, ManifestWriter, Reporter, Tally, printable
+from s3_landing.transfer.destination import read_stored
 from s3_landing.transfer.files import FileChanged
-from s3_landing.transfer.uploads import matches_listed_etag, read_stored, whole_file_sha256
+from s3_landing.transfer.proof import Digests, compare_listed, compare_stored, digests_of_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,44 +56,31 @@ def compare_safely(client: S3Client, bucket: str, job: Job) -> Finding:
 
 
 def compare(client: S3Client, bucket: str, job: Job) -> Finding:
-    """One local file against its object: by the listed ETag when it is an MD5 form of the file, else by the
-    SHA-256 the object carries (a HEAD)."""
+    """One local file against its object by the proof rule (transfer/proof.py): the listed ETag in its MD5 forms,
+    then what a HEAD shows. No write probe is made, so a store's checksum counts only for KMS-encrypted objects."""
     found = Finding("present", job.source.path, job.key, job.source.size)
     if job.remote is None:
         return replace(found, status="missing", reason="no object under its key")
     if job.remote.size != job.source.size:
         return replace(found, status="different", reason=f"the object has {job.remote.size} bytes")
     try:
-        found = replace(found, sha256=whole_file_sha256(job))  # streamed: memory stays flat
-        if job.remote.etag and matches_listed_etag(job):
-            return found
+        digests = local_digests(job)
     except (OSError, FileChanged) as error:
         return replace(found, status="unverifiable", reason=f"cannot read the file: {error}")
-    return by_stored_checksum(client, bucket, job.remote, found)
+    found = replace(found, sha256=digests.sha256)
+    comparison = compare_listed(job.remote, digests)
+    if comparison is None:
+        comparison = compare_stored(read_stored(client, bucket, job.key), digests, lambda: False)
+    if comparison.status == "same":
+        return found
+    missing = comparison.why == "the object was deleted after the listing"
+    return replace(found, status="missing" if missing else comparison.status, reason=comparison.why)
 
 
-def by_stored_checksum(client: S3Client, bucket: str, remote: RemoteObject, found: Finding) -> Finding:
-    assert found.key is not None
-    stored = read_stored(client, bucket, found.key)
-    if stored.sha256 is not None:
-        if stored.sha256 == found.sha256 and stored.size == found.size:
-            return found
-        return replace(found, status="different", reason="its stored SHA-256 differs")
-    if stored.missing:
-        return replace(found, status="missing", reason="the object was deleted after the listing")
-    if stored.failure:
-        reason = stored.failure
-    elif stored.refused:
-        reason = (
-            "the listed ETag is not this file's MD5 and reading the stored checksum (HEAD) was refused: grant "
-            "s3:GetObject"
-        )
-    elif stored.encryption.startswith("aws:kms") or not remote.etag or "-" in remote.etag:
-        # SSE-KMS ETags are no MD5; a multipart ETag of another tool may come from other part sizes
-        reason = "its ETag cannot be compared (SSE-KMS, multipart, or none listed) and it carries no stored checksum"
-    else:
-        return replace(found, status="different", reason="its ETag is not this file's MD5")
-    return replace(found, status="unverifiable", reason=reason)
+def local_digests(job: Job) -> Digests:
+    """Every digest the comparison may need, in one streamed read (memory stays flat)."""
+    assert job.remote is not None
+    return digests_of_file(job.source, whole_md5=True, stats=None, parts=job.source.size >= MULTIPART_THRESHOLD)
 
 
 def problem_finding(problem: Problem, key: str) -> Finding:

@@ -14,7 +14,7 @@ import traceback
 import uuid
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Callable, NoReturn, TypeVar
+from typing import Callable, NoReturn, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -34,14 +34,11 @@ from s3_landing.config import (
 )
 from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
 from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, utc_now
-from s3_landing.transfer.destination import preflight, survey
+from s3_landing.transfer.destination import Destination, abort_uploads_of_run, preflight, survey
 from s3_landing.transfer.files import NOT_STARTED, Interrupted, Outcome
 from s3_landing.transfer.uploads import Transfer
 
 T = TypeVar("T")
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 
 EMPTY_FOLDER_FIX = 'check LOCAL_DIR / --source; in Docker, mount the folder with -v "$PWD/data:/app/data.base:ro"'
@@ -156,13 +153,13 @@ class InFlight:
 
 def upload_all(
     settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event, run_id: str
-) -> S3Client | None:
+) -> Destination | None:
     try:
-        destination = contact_unless_stopped(settings, stop, lambda: preflight(settings, stop))
+        destination = contact_unless_stopped(settings, stop, lambda: preflight(settings))
     except Interrupted:
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
-    transfer = Transfer(destination.client, destination.sender, settings, stop, reporter.add_bytes, run_id)
+    transfer = Transfer(destination, settings, stop, reporter.add_bytes, run_id)
     pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
     in_flight = InFlight()
     try:
@@ -185,9 +182,10 @@ def upload_all(
     finally:
         # After a signal, threads stuck on a silent server are left behind; the process exits without them.
         pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
-        reporter.left_open(transfer.close())
+        if stop.is_set():
+            reporter.left_open(abort_uploads_of_run(destination, settings, transfer.large_started))
     reporter.sent_unverified(transfer.unverifiable)
-    return destination.client
+    return destination
 
 
 def new_run_id(settings: Settings) -> str:
@@ -198,12 +196,10 @@ def new_run_id(settings: Settings) -> str:
 def check(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event, run_id: str) -> int:
     """--check: read-only, no write probe; exit 0 only when every local file is present."""
     try:
-        client, remote = contact_unless_stopped(
-            settings, stop, lambda: survey(settings, new_session(), write_check=False)
-        )
+        found = contact_unless_stopped(settings, stop, lambda: survey(settings, new_session(), write_check=False))
     except Interrupted:
         return EXIT_FATAL  # the signal's own exit code replaces it
-    present = Audit(settings, reporter, stop, run_id).run(inventory, client, remote)
+    present = Audit(settings, reporter, stop, run_id).run(inventory, found.client, found.remote)
     return EXIT_OK if present else EXIT_SOME_FAILED
 
 
@@ -220,15 +216,15 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
         reporter.no_files(inventory.files_in_folder, EMPTY_FOLDER_FIX)
     if settings.check:
         return check(settings, reporter, inventory, stop, run_id)
-    client = None
+    destination = None
     if settings.dry_run or not (inventory.files or settings.manifest):
         report_without_uploading(settings, reporter, inventory)
     else:
-        client = upload_all(settings, reporter, inventory, stop, run_id)
+        destination = upload_all(settings, reporter, inventory, stop, run_id)
     if stop.is_set():
         reporter.emit(Event("interrupted", "Execução interrompida: nenhum arquivo novo foi iniciado depois do sinal"))
     manifest = reporter.manifest
-    if manifest is not None and not reporter.save_manifest(lambda: manifest.save(reporter.tally, client)):
+    if manifest is not None and not reporter.save_manifest(lambda: manifest.save(reporter.tally, destination)):
         reporter.tally.failed += 1
     reporter.summary()
     return EXIT_SOME_FAILED if reporter.tally.failed else EXIT_OK
@@ -266,8 +262,9 @@ def report_unexpected(reporter: Reporter, error: Exception) -> int:
 
 def entry() -> NoReturn:
     """The command (`python upload_s3.py`, `upload-s3`): run, flush, and leave at once. Everything is reported and
-    written by then; skipping the interpreter's tear-down saves botocore's loaded models' clean-up (0.1 s of every
-    run) and, after a signal, the wait for threads stuck on a silent server."""
+    written by then. Skipping the interpreter's tear-down keeps it from racing obstore's native threads (letting it
+    run aborted the process now and then, SIGABRT), saves botocore's loaded models' clean-up (0.1 s of every run)
+    and, after a signal, the wait for threads stuck on a silent server."""
     exit_code = main()
     with contextlib.suppress(OSError):
         sys.stdout.flush()

@@ -126,11 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         "environment, which wins over the .env file.",
         epilog="Credentials and region follow the standard AWS chain: AWS_ACCESS_KEY_ID, "
         "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION (or AWS_DEFAULT_REGION), instance and "
-        "task roles. Also read: TZ (the time zone that decides today's date), AWS_RETRY_MODE and AWS_MAX_ATTEMPTS "
-        "(retries of every request, uploads included), AWS_CA_BUNDLE (the CA of an endpoint with a private "
-        "certificate), AWS_REQUEST_CHECKSUM_CALCULATION (botocore's own calls), HTTPS_PROXY, HTTP_PROXY and "
-        "NO_PROXY. Exit codes: 0 all uploaded or unchanged, 1 some files failed, 2 nothing could be done, "
-        "130/143 interrupted by SIGINT/SIGTERM.",
+        "task roles. Also read: TZ (the time zone that decides today's date), AWS_MAX_ATTEMPTS (attempts of every "
+        "request, uploads included), AWS_RETRY_MODE (botocore's calls: listings, HEADs, probes), AWS_CA_BUNDLE "
+        "(the CA of an endpoint with a private certificate), AWS_REQUEST_CHECKSUM_CALCULATION (when_required: no "
+        "x-amz-checksum-sha256 on uploads), HTTPS_PROXY, HTTP_PROXY and NO_PROXY. Exit codes: 0 all uploaded or "
+        "unchanged, 1 some files failed, 2 nothing could be done, 130/143 interrupted by SIGINT/SIGTERM.",
     )
     add = parser.add_argument
     add("--source", metavar="DIR", help=f"folder to upload [LOCAL_DIR; default {DEFAULT_SOURCE}]")

@@ -47,29 +47,18 @@ class WriteOptions:
     acl: str = ""
     tags: tuple[tuple[str, str], ...] = ()
 
-    def chosen(self) -> list[tuple[str, str, str]]:
-        """(request header, botocore parameter, value) of each option given."""
-        options = [
-            ("x-amz-server-side-encryption", "ServerSideEncryption", self.sse),
-            ("x-amz-server-side-encryption-aws-kms-key-id", "SSEKMSKeyId", self.sse_kms_key_id),
-            (
-                "x-amz-server-side-encryption-bucket-key-enabled",
-                "BucketKeyEnabled",
-                "true" if self.sse_bucket_key else "",
-            ),
-            ("x-amz-storage-class", "StorageClass", self.storage_class),
-            ("x-amz-acl", "ACL", self.acl),
-            ("x-amz-tagging", "Tagging", self.tagging),
-        ]
-        return [option for option in options if option[2]]
-
-    def headers(self) -> dict[str, str]:
-        """As request headers (lower-case names), for the PUTs PutSigner signs."""
-        return {header: value for header, _, value in self.chosen()}
-
     def parameters(self) -> dict[str, Any]:
-        """As botocore's parameters of CreateMultipartUpload (and PutObject); BucketKeyEnabled is a boolean there."""
-        return {name: True if name == "BucketKeyEnabled" else value for _, name, value in self.chosen()}
+        """As botocore's parameters of CreateMultipartUpload and PutObject (the probes, and the writes obstore cannot
+        make; engine.py gives obstore the same options)."""
+        options = [
+            ("ServerSideEncryption", self.sse),
+            ("SSEKMSKeyId", self.sse_kms_key_id),
+            ("BucketKeyEnabled", self.sse_bucket_key),
+            ("StorageClass", self.storage_class),
+            ("ACL", self.acl),
+            ("Tagging", self.tagging),
+        ]
+        return {name: value for name, value in options if value}
 
     @property
     def tagging(self) -> str:
@@ -161,7 +150,3 @@ def lineage_metadata(sha256: str, run_id: str, source_path: str | None) -> dict[
     if source_path is not None:
         metadata[META_SOURCE_PATH] = source_path
     return metadata
-
-
-def metadata_headers(metadata: dict[str, str]) -> dict[str, str]:
-    return {f"x-amz-meta-{name}": value for name, value in metadata.items()}

@@ -6,14 +6,15 @@ import datetime as dt
 import json
 import os
 import re
+import ssl
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -26,19 +27,17 @@ from botocore.exceptions import (
     ProfileNotFound,
     ProxyConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from s3_landing import __version__
 from s3_landing.config import NORMAL, QUIET, VERBOSE, ConfigError, Settings
 from s3_landing.discovery import Job, Problem, manifest_key
+from s3_landing.transfer.destination import Destination
+from s3_landing.transfer.engine import EngineError, S3Failure
 from s3_landing.transfer.files import NOT_STARTED, FileChanged, Interrupted, Outcome
-from s3_landing.transfer.sending import is_certificate_failure
-from s3_landing.transfer.uploads import HEAD_REFUSED, NO_CHECKSUM
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
+from s3_landing.transfer.uploads import HEAD_REFUSED, NOT_PROVEN, SENT_WITHOUT_PROOF, StoredBytesDiffer, write_document
 
 SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 URL_QUERY = re.compile(r"(https?://[^\s?\"']*)\?[^\s\"']*")
@@ -72,8 +71,26 @@ def redact(text: str) -> str:
     return text
 
 
-def explain_client_error(error: ClientError, settings: Settings) -> str:
-    code = error.response.get("Error", {}).get("Code", "Unknown")
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """error and what it wraps: botocore's `error` argument, urllib3's wrapped exception, Python's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        wrapped = current.kwargs.get("error") if isinstance(current, BotoCoreError) else None
+        if wrapped is None and current.args and isinstance(current.args[0], BaseException):
+            wrapped = current.args[0]
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__ or current.__context__
+
+
+def is_certificate_failure(error: BaseException) -> bool:
+    """A certificate that does not verify (botocore's calls): permanent, unlike a TLS connection closed mid-send."""
+    return any(isinstance(cause, (ssl.SSLCertVerificationError, ssl.CertificateError)) for cause in causes(error))
+
+
+def explain_code(code: str, message: str, settings: Settings) -> str:
+    """S3's error code (and message) in words, with the fix where there is one."""
     where = f"s3://{settings.bucket}/{settings.prefix}"
     if code == "NoSuchBucket":
         return f"bucket {settings.bucket!r} does not exist: create it or correct BUCKET_NAME / --bucket"
@@ -83,9 +100,10 @@ def explain_client_error(error: ClientError, settings: Settings) -> str:
             "AWS_SESSION_TOKEN (or AWS_PROFILE) for this endpoint"
         )
     if code in ("AccessDenied", "403", "AllAccessDisabled"):
+        kms = " (and kms:GenerateDataKey and kms:Decrypt on the KMS key)" if "kms" in message.lower() else ""
         return (
-            f"access denied on {where}: the identity needs s3:ListBucket, s3:PutObject and "
-            "s3:AbortMultipartUpload there (see the README's IAM policy)"
+            f"access denied on {where} ({code}): the identity needs s3:ListBucket, s3:PutObject and "
+            f"s3:AbortMultipartUpload there{kms} (see the README's IAM policy)"
         )
     if code in (
         "PermanentRedirect",
@@ -93,21 +111,41 @@ def explain_client_error(error: ClientError, settings: Settings) -> str:
         "AuthorizationQueryParametersError",
         "IllegalLocationConstraintException",
     ):
-        return f"bucket {settings.bucket!r} is in another region: set AWS_REGION to the bucket's region"
-    message = error.response.get("Error", {}).get("Message", "")
+        return f"bucket {settings.bucket!r} is in another region ({code}): set AWS_REGION to the bucket's region"
     return f"S3 answered {code}: {message}".rstrip(": ")
+
+
+def explain_failure(failure: S3Failure, settings: Settings) -> str:
+    """A write the engine could not do: S3's answer, or why none came (after obstore's retries)."""
+    endpoint = settings.endpoint_url or "the S3 endpoint"
+    if failure.status is not None:
+        text = explain_code(failure.code, failure.message, settings)
+        return text if failure.status < 500 else f"{text} (after {settings.max_attempts} attempts)"
+    if failure.kind == "certificate":
+        return "TLS certificate not trusted: for a private CA set AWS_CA_BUNDLE to its PEM file"
+    if failure.kind == "unreachable":
+        return f"cannot reach {endpoint}: check AWS_ENDPOINT_URL / --endpoint-url and the network"
+    if failure.kind == "timeout":
+        return "the server stopped answering (read timeout), so the upload is not confirmed: run again to check"
+    return (
+        f"the connection to {endpoint} failed on every attempt, so the upload is not confirmed: check the network "
+        "and run again"
+    )
 
 
 def explain(error: BaseException, settings: Settings) -> str:
     """One line naming the cause and, where there is one, the fix; never a secret."""
     endpoint = settings.endpoint_url or "the S3 endpoint"
-    if isinstance(error, ClientError):
-        text = explain_client_error(error, settings)
+    if isinstance(error, EngineError):
+        text = explain_failure(error.failure, settings)
+    elif isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        text = explain_code(details.get("Code", "Unknown"), details.get("Message", ""), settings)
     elif isinstance(error, (NoCredentialsError, PartialCredentialsError)):
         text = "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use a role"
     elif isinstance(error, ProfileNotFound):
         text = f"{error}: fix AWS_PROFILE or ~/.aws/config"
-    elif is_certificate_failure(error):
+    elif isinstance(error, SSLError) or is_certificate_failure(error):
         text = "TLS certificate not trusted: for a private CA set AWS_CA_BUNDLE to its PEM file"
     elif isinstance(error, ProxyConnectionError):
         text = f"{error}: check HTTPS_PROXY / HTTP_PROXY and NO_PROXY"
@@ -122,7 +160,7 @@ def explain(error: BaseException, settings: Settings) -> str:
         )
     elif isinstance(error, FileChanged):
         text = f"file {error}; it was not reported as sent: run again once it is stable"
-    elif isinstance(error, Interrupted):
+    elif isinstance(error, (Interrupted, StoredBytesDiffer)):
         text = str(error) or NOT_STARTED
     elif isinstance(error, OSError):
         text = f"cannot read the file ({error.strerror or error}): fix its permissions or remove it"
@@ -173,6 +211,7 @@ class ManifestWriter:
 
     def add(self, outcome: Outcome) -> None:
         stats = outcome.stats or {"sha256": None, "header": None, "delimiter": None, "rows": None}
+        receipt = outcome.receipt
         entry = {
             "path": os.path.relpath(outcome.path, self.settings.source),
             "key": outcome.key,
@@ -180,6 +219,10 @@ class ManifestWriter:
             "status": outcome.status,
             "reason": outcome.reason or None,
             **stats,
+            "etag": receipt.etag if receipt else None,
+            "version_id": receipt.version_id if receipt else None,
+            "checksum_sha256": (receipt.checksum_sha256 or None) if receipt else None,
+            "proof": (receipt.proof or None) if receipt else None,
         }
         self.add_entry(entry)
 
@@ -219,7 +262,7 @@ class ManifestWriter:
             handle.write(("\n  " if number == 0 else ",\n  ") + line.rstrip("\n"))
         handle.write("\n ]\n}\n")
 
-    def save(self, tally: Tally, client: S3Client | None) -> list[str]:
+    def save(self, tally: Tally, destination: Destination | None) -> list[str]:
         """Write the manifest where it was asked for (the same document everywhere); returns where it went."""
         record = self.run_record(tally)
         written = []
@@ -230,19 +273,13 @@ class ManifestWriter:
                 self.write(handle, record)
             partial.replace(target)
             written.append(str(target))
-        if self.settings.manifest and client is not None:
+        if self.settings.manifest and destination is not None:
             key = manifest_key(self.settings, self.run_id)
             with tempfile.TemporaryFile(mode="w+b") as buffer:
                 with open(buffer.fileno(), "w", encoding="utf-8", closefd=False) as text:
                     self.write(text, record)
                 buffer.seek(0)
-                client.put_object(
-                    Bucket=self.settings.bucket,
-                    Key=key,
-                    Body=buffer,
-                    ContentType="application/json",
-                    **self.settings.writes.parameters(),
-                )
+                write_document(destination, self.settings, key, buffer, "application/json")
             written.append(f"s3://{self.settings.bucket}/{key}")
         self.entries.close()
         return written
@@ -274,11 +311,14 @@ class Event:
         return json.dumps(record, ensure_ascii=True)
 
 
-RESENT_BECAUSE = {
-    NO_CHECKSUM: "the store lists their objects with no ETag and they carry no stored checksum, so an unchanged file "
-    "cannot be told from a changed one of the same size",
-    HEAD_REFUSED: "their objects' ETags are not an MD5 of the file (changed, or encrypted with SSE-KMS) and reading "
-    "the stored checksum (HEAD) was refused; grant s3:GetObject to make re-runs content-exact (README, IAM policy)",
+UNPROVEN_BECAUSE = {
+    NOT_PROVEN: "arquivos enviados de novo: nothing proves their same-size objects hold the file's bytes (no MD5 "
+    "ETag, and no checksum the store checked), so an unchanged file cannot be told from a changed one",
+    HEAD_REFUSED: "arquivos enviados de novo: their objects' ETags are not an MD5 of the file (changed, or encrypted "
+    "with SSE-KMS) and reading the object (HEAD) was refused; grant s3:GetObject to make re-runs content-exact "
+    "(README, IAM policy)",
+    SENT_WITHOUT_PROOF: "arquivos enviados sem prova: the objects' ETags are no MD5s here (KMS encryption) and the "
+    "store does not check x-amz-checksum-sha256, so nothing proves the bytes it stored (README, Integrity)",
 }
 
 
@@ -328,7 +368,7 @@ class Reporter:
         try:
             for place in save():
                 self.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
-        except (BotoCoreError, ClientError, OSError) as error:
+        except (BotoCoreError, ClientError, EngineError, OSError) as error:
             assert self.settings is not None  # manifests are only written once settings are known
             if isinstance(error, OSError):
                 message = printable(f"cannot write {self.settings.manifest_file} ({error.strerror or error})")
@@ -340,18 +380,19 @@ class Reporter:
         return True
 
     def sent_unverified(self, unverifiable: Mapping[str, int]) -> None:
-        """One line a run for each reason same-size files were sent again without knowing whether they changed."""
-        for why, text in RESENT_BECAUSE.items():
+        """One line a run for each reason files were sent again, or sent, without proof of the bytes stored."""
+        for why, text in UNPROVEN_BECAUSE.items():
             if unverifiable.get(why):
-                line = f"Aviso: {unverifiable[why]} arquivos enviados de novo: {text}"
+                line = f"Aviso: {unverifiable[why]} {text}"
                 self.emit(Event("warning", line, "warning", extra={"files": unverifiable[why]}))
 
-    def left_open(self, uploads: dict[str, str]) -> None:
-        """Warn about multipart uploads that could not be aborted after a signal."""
-        for key, upload_id in uploads.items():
+    def left_open(self, keys: list[str]) -> None:
+        """Warn about multipart uploads of this run that could not be aborted after a signal."""
+        for key in keys:
             text = (
-                f"Aviso: multipart upload {upload_id} of {printable(key)} could not be aborted; a lifecycle rule "
-                "for incomplete uploads will remove it"
+                f"Aviso: a multipart upload of {printable(key)} started by this run may be left open (it could not "
+                "be aborted in time, or s3:ListBucketMultipartUploads is not granted); a lifecycle rule for "
+                "incomplete uploads will remove it"
             )
             self.emit(Event("warning", text, "warning", key=key))
 

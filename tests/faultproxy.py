@@ -20,11 +20,14 @@ connection closed, as S3 does for a bucket policy's or an expired token's refusa
 ``404 NoSuchUpload`` without forwarding it, as AWS does (SeaweedFS completes it again and answers 200).
 
 ``rewrite_listings``, a function of the XML body, changes every ListObjectsV2 answer on its way to the client
-(the ``Content-Length`` follows), to play a store that lists other ETags than SeaweedFS does.
+(the ``Content-Length`` follows), to play a store that lists other ETags than SeaweedFS does. ``rewrite_answer``,
+a function of the request and the raw answer (head and body as received), changes every answer the proxy forwards:
+say, to drop an ETag and a checksum from HeadObject answers, or to give every object another ETag.
 
 ``sink = True`` makes the proxy answer UploadPart and CompleteMultipartUpload itself (recorded with the fault
-``sink``; the rule is not asked): a part's body is read and discarded, its MD5 taken on the way, and the answer is its
-ETag; the completion gets S3's XML result. What it saw is in ``sunk_parts`` and ``completions``. Everything else is
+``sink``; the rule is not asked): a part's body is read and discarded, its MD5 and SHA-256 taken on the way, and the
+answer is its ETag (and its checksum, as S3 echoes a part's x-amz-checksum-sha256); the completion gets S3's XML
+result. What it saw is in ``sunk_parts`` and ``completions``. Everything else is
 forwarded, so a client can upload more bytes than the server could store in test time.
 
 Usage::
@@ -115,6 +118,11 @@ class Request:
         return self.method == "PUT" and "partNumber=" in self.target
 
     @property
+    def is_create(self) -> bool:
+        """A CreateMultipartUpload request (botocore writes ``?uploads``, obstore ``?uploads=``)."""
+        return self.method == "POST" and self.target.partition("?")[2] in ("uploads", "uploads=")
+
+    @property
     def is_complete(self) -> bool:
         """A CompleteMultipartUpload request."""
         return self.method == "POST" and "uploadId=" in self.target
@@ -125,13 +133,15 @@ class Request:
 
 @dataclasses.dataclass(frozen=True)
 class SunkPart:
-    """A part the proxy answered itself: MD5 (hex) of the bytes received, and of its Content-MD5 header."""
+    """A part the proxy answered itself: MD5 (hex) and SHA-256 (base64) of the bytes received, and the SHA-256 its
+    x-amz-checksum-sha256 header declared."""
 
     upload_id: str
     number: int
     length: int
     md5: str
-    content_md5: str
+    sha256: str
+    declared_sha256: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,6 +373,7 @@ class FaultProxy:
         self.refuse_from: int | None = None
         self.strict_completions = False
         self.rewrite_listings: Callable[[bytes], bytes] | None = None
+        self.rewrite_answer: Callable[[Request, bytes], bytes] | None = None
         self._completed: set[str] = set()  # upload ids the server completed
         self.ca_file: str | None = None  # what a client must trust for this proxy's certificate, when tls is given
         self.sunk_parts: list[SunkPart] = []
@@ -518,6 +529,8 @@ class FaultProxy:
         answer, keep_open = self._forward(head.raw + (corrupted(head, body) if fault == "corrupt" else body), method)
         if self.rewrite_listings is not None and method == "GET" and "list-type=2" in target:
             answer = rewritten(answer, self.rewrite_listings)
+        if self.rewrite_answer is not None:
+            answer = self.rewrite_answer(request, answer)
         if request.is_complete and answer.startswith(b"HTTP/1.1 200"):
             with self._seen:
                 self._completed.add(request.query("uploadId"))
@@ -580,27 +593,28 @@ class FaultProxy:
             return False
         length = int(head.headers["content-length"])
         if request.is_part:
-            client.sendall(self._sink_part(reader, length, request, head.headers.get("content-md5", "")))
+            client.sendall(self._sink_part(reader, length, request, head.headers.get("x-amz-checksum-sha256", "")))
         else:
             client.sendall(self._complete(read_exactly(reader, length), request))
         return not head.says_close()
 
-    def _sink_part(self, reader: BinaryIO, length: int, request: Request, content_md5: str) -> bytes:
-        digest, block, remaining = hashlib.md5(), bytearray(SINK_BLOCK), length
+    def _sink_part(self, reader: BinaryIO, length: int, request: Request, declared_sha256: str) -> bytes:
+        md5, sha256, block, remaining = hashlib.md5(), hashlib.sha256(), bytearray(SINK_BLOCK), length
         view = memoryview(block)
         while remaining:
             count = reader.readinto(view[: min(remaining, SINK_BLOCK)])  # type: ignore[attr-defined]
             if not count:
                 raise Closed("connection closed inside a part body")
-            digest.update(view[:count])
+            md5.update(view[:count])
+            sha256.update(view[:count])
             remaining -= count
-        declared = base64.b64decode(content_md5).hex() if content_md5 else ""
-        part = SunkPart(
-            request.query("uploadId"), int(request.query("partNumber")), length, digest.hexdigest(), declared
-        )
+        received_sha256 = base64.b64encode(sha256.digest()).decode()
+        number = int(request.query("partNumber"))
+        part = SunkPart(request.query("uploadId"), number, length, md5.hexdigest(), received_sha256, declared_sha256)
         with self._seen:
             self.sunk_parts.append(part)
-        return f'HTTP/1.1 200 OK\r\nETag: "{part.md5}"\r\nContent-Length: 0\r\n\r\n'.encode()
+        checksum = f"x-amz-checksum-sha256: {received_sha256}\r\n" if declared_sha256 else ""
+        return f'HTTP/1.1 200 OK\r\nETag: "{part.md5}"\r\n{checksum}Content-Length: 0\r\n\r\n'.encode()
 
     def _complete(self, body: bytes, request: Request) -> bytes:
         """S3's answer to the listed parts: the multipart ETag, or InvalidPart if one was not received as listed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -11,7 +12,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from s3_landing.audit import Finding, by_stored_checksum, compare, extras
+from s3_landing.audit import Finding, compare, extras
 from s3_landing.config import Settings, Shard
 from s3_landing.discovery import Job, RemoteObject, SourceFile
 
@@ -39,7 +40,7 @@ def verdict(tmp_path: Path, remote: RemoteObject | None, head: dict[str, Any] | 
     s3 = client()
     with Stubber(s3) as stub:
         if isinstance(head, dict):
-            stub.add_response("head_object", head, {"Bucket": "lake", "Key": KEY})
+            stub.add_response("head_object", head, {"Bucket": "lake", "Key": KEY, "ChecksumMode": "ENABLED"})
         elif isinstance(head, str):
             stub.add_client_error("head_object", head, http_status_code={"403": 403, "404": 404}.get(head, 500))
         finding = compare(s3, "lake", job_for(tmp_path, remote))
@@ -57,34 +58,46 @@ def test_no_object_is_missing_and_another_size_is_different(tmp_path: Path) -> N
     assert verdict(tmp_path, RemoteObject(1, "x")).status == "different"
 
 
+CHECKSUM = base64.b64encode(hashlib.sha256(CONTENT).digest()).decode()
+OTHER_CHECKSUM = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
+
+
+def head_of(etag: str, size: int = len(CONTENT), **fields: str) -> dict[str, Any]:
+    return {"ContentLength": size, "ETag": f'"{etag}"', "Metadata": {"sha256": SHA256}, **fields}
+
+
 @pytest.mark.parametrize(
     ("etag", "head", "status"),
     [
-        ("e" * 32, {"ContentLength": len(CONTENT), "Metadata": {"sha256": SHA256}}, "present"),
-        ("e" * 32, {"ContentLength": len(CONTENT), "Metadata": {"sha256": "0" * 64}}, "different"),
-        ("e" * 32, {"ContentLength": len(CONTENT), "Metadata": {}}, "different"),  # an MD5 of other bytes
-        ("e" * 32, {"ContentLength": len(CONTENT), "ServerSideEncryption": "aws:kms"}, "unverifiable"),
-        ("", {"ContentLength": len(CONTENT), "Metadata": {}}, "unverifiable"),  # no ETag listed, no checksum
-        ("e" * 32 + "-2", {"ContentLength": len(CONTENT), "Metadata": {}}, "unverifiable"),  # other part sizes?
-        ("e" * 32, {"ContentLength": len(CONTENT), "ServerSideEncryption": "aws:kms:dsse"}, "unverifiable"),
-        ("e" * 32, {"ContentLength": len(CONTENT) + 1, "Metadata": {"sha256": SHA256}}, "different"),  # replaced
+        # x-amz-meta-sha256 (here always the file's) is lineage, never proof: an MD5 ETag of other bytes differs
+        ("e" * 32, head_of("e" * 32), "different"),
+        # without a write probe, a checksum counts for KMS-encrypted objects only (their ETags are no MD5s)
+        ("e" * 32, head_of("e" * 32, ServerSideEncryption="aws:kms", ChecksumSHA256=CHECKSUM), "present"),
+        ("e" * 32, head_of("e" * 32, ServerSideEncryption="aws:kms", ChecksumSHA256=OTHER_CHECKSUM), "different"),
+        ("e" * 32, head_of("e" * 32, ServerSideEncryption="aws:kms"), "unverifiable"),
+        ("e" * 32, head_of("e" * 32, ServerSideEncryption="aws:kms:dsse"), "unverifiable"),
+        ("e" * 32, head_of("e" * 32, ChecksumSHA256=CHECKSUM), "different"),  # an echoed claim beside another MD5
+        ("", head_of(""), "unverifiable"),  # no ETag, no checksum
+        (
+            "e" * 32 + "-2",
+            {"ContentLength": len(CONTENT), "ETag": '"' + "e" * 32 + '-2"'},
+            "unverifiable",
+        ),  # parts of other sizes?
+        ("e" * 32 + "-2", head_of("e" * 32 + "-2"), "different"),  # written by upload_s3: at its part size
+        ("e" * 32, head_of("e" * 32, size=len(CONTENT) + 1), "different"),  # replaced since the listing
         ("e" * 32, "403", "unverifiable"),
         ("e" * 32, "InternalError", "unverifiable"),  # after botocore's retries: nothing known, so not "different"
         ("e" * 32, "404", "missing"),  # deleted since the listing
     ],
 )
-def test_an_etag_that_is_not_the_files_md5_is_settled_by_the_stored_checksum(
+def test_an_etag_that_is_not_the_files_md5_is_settled_by_what_a_head_proves(
     tmp_path: Path, etag: str, head: dict[str, Any] | str, status: str
 ) -> None:
     assert verdict(tmp_path, RemoteObject(len(CONTENT), etag), head).status == status
 
 
 def test_a_refused_head_says_which_right_is_missing(tmp_path: Path) -> None:
-    found = Finding("present", tmp_path, KEY, len(CONTENT), sha256=SHA256)
-    s3 = client()
-    with Stubber(s3) as stub:
-        stub.add_client_error("head_object", "403", http_status_code=403)
-        finding = by_stored_checksum(s3, "lake", RemoteObject(len(CONTENT), "e" * 32), found)
+    finding = verdict(tmp_path, RemoteObject(len(CONTENT), "e" * 32), "403")
     assert "grant s3:GetObject" in finding.reason
 
 

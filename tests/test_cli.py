@@ -6,8 +6,9 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 from datagen import write_movies, write_series
@@ -49,8 +50,15 @@ def uploader_env(server: SeaweedServer, identity: str = "rw", **extra: str) -> d
     return env
 
 
+class Identities(Protocol):
+    """What run_uploader checks the output against: every identity's access key and secret (a SeaweedServer's)."""
+
+    @property
+    def creds(self) -> Mapping[str, tuple[str, str]]: ...
+
+
 def run_uploader(
-    server: SeaweedServer, args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+    server: Identities, args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120
 ) -> Run:
     """Run the script as a user would and check that no credential of any identity appears in its output."""
     completed = subprocess.run(

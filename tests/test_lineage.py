@@ -124,7 +124,7 @@ def test_without_the_right_to_read_objects_such_files_are_sent_again_with_one_li
     assert len(heads) == 1  # after the first refusal, no HEAD per file
     assert again.err.splitlines() == [
         "Aviso: 3 arquivos enviados de novo: their objects' ETags are not an MD5 of the file (changed, or encrypted "
-        "with SSE-KMS) and reading the stored checksum (HEAD) was refused; grant s3:GetObject to make re-runs "
+        "with SSE-KMS) and reading the object (HEAD) was refused; grant s3:GetObject to make re-runs "
         "content-exact (README, IAM policy)"
     ]
     assert_holds_exactly(admin_s3, bucket, files)

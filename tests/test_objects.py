@@ -25,25 +25,17 @@ RUN_ID = "20261129T230000Z-0123abcd"
 def test_tags_are_sent_url_encoded_and_read_back_as_given() -> None:
     tags = (("zone", "raw"), ("note", "a  b/c+d=e&f"), ("é", ""))
     options = WriteOptions(tags=tags)
-    assert options.headers()["x-amz-tagging"] == "zone=raw&note=a%20%20b%2Fc%2Bd%3De%26f&%C3%A9="
+    assert options.tagging == "zone=raw&note=a%20%20b%2Fc%2Bd%3De%26f&%C3%A9="
     assert tuple(parse_qsl(options.tagging, keep_blank_values=True)) == tags
     assert options.parameters()["Tagging"] == options.tagging
 
 
-def test_no_option_means_no_header_and_no_parameter() -> None:
-    assert WriteOptions().headers() == {}
+def test_no_option_means_no_parameter() -> None:
     assert WriteOptions().parameters() == {}
 
 
-def test_each_option_has_its_header_and_botocore_parameter() -> None:
+def test_each_option_has_its_botocore_parameter() -> None:
     options = WriteOptions("aws:kms", "alias/k", True, "GLACIER_IR", "bucket-owner-full-control")
-    assert options.headers() == {
-        "x-amz-server-side-encryption": "aws:kms",
-        "x-amz-server-side-encryption-aws-kms-key-id": "alias/k",
-        "x-amz-server-side-encryption-bucket-key-enabled": "true",
-        "x-amz-storage-class": "GLACIER_IR",
-        "x-amz-acl": "bucket-owner-full-control",
-    }
     assert options.parameters() == {
         "ServerSideEncryption": "aws:kms",
         "SSEKMSKeyId": "alias/k",

@@ -36,4 +36,4 @@ def test_pip_install_gives_the_upload_s3_command(tmp_path: Path) -> None:
     assert "s3://lake/Raw/Local/CSV/Movies/2024/01/31/movies.csv" in run.stdout
     version = subprocess.run([str(command), "--version"], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert version.stdout.split()[-1] == s3_landing.__version__
-    assert (target / "s3_landing" / "transfer" / "sending.py").is_file()
+    assert (target / "s3_landing" / "transfer" / "engine.py").is_file()

@@ -12,17 +12,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import pytest
-from botocore.config import Config
 from datagen import write_many, write_movies, write_series
 from faultproxy import Fault, FaultProxy, Request, every_nth, first_attempts
 from seaweed import SeaweedServer
 from test_cli import DATE, MOVIES, SCRIPT, SERIES, Run, body, keys_in, run_uploader, uploader_env
-
-from s3_landing import cli, config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,6 +28,7 @@ if TYPE_CHECKING:
 MIB = 1024 * 1024
 BIG = 20 * MIB + 4321  # three parts of the uploader's 8 MiB
 NETWORK_FAULTS: list[Fault] = ["reset-before", "reset-after", "cut", "500", "503"]
+LEGACY_OBSTORE = version("obstore").startswith("0.8.")  # Python 3.9's (README, Development)
 SIGNAL_DEADLINE = 10.0  # seconds from the signal to the exit: what `docker stop` allows before SIGKILL
 
 
@@ -56,11 +55,7 @@ def assert_no_upload_holds_parts(s3: S3Client, bucket: str, proxy: FaultProxy) -
     """No multipart upload is left but the known limit (README): a CreateMultipartUpload whose answer was lost after
     the server acted on it (reset or cut after forwarding) leaves an empty upload the client never heard of, which
     botocore's retry replaces with another."""
-    lost = [
-        request
-        for request in proxy.requests
-        if request.method == "POST" and request.target.endswith("?uploads") and request.fault in ("reset-after", "cut")
-    ]
+    lost = [request for request in proxy.requests if request.is_create and request.fault in ("reset-after", "cut")]
     left = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert len(left) <= len(lost)
     for upload in left:
@@ -132,7 +127,10 @@ def test_faults_on_a_tenth_of_requests_still_land_every_file_intact(
 ) -> None:
     files = [*small_files(tmp_path, 60), big_file(tmp_path)]
     tenth = every_nth(10, NETWORK_FAULTS)
-    each_part_once = first_attempts(NETWORK_FAULTS, when=lambda request: request.is_part)
+    # obstore 0.8 retries no broken connection itself: the file is sent again whole, so a connection broken on the
+    # first attempt of every part could never land it (README, Development); answers 500 and 503 it retries
+    part_faults: list[Fault] = ["500", "503"] if LEGACY_OBSTORE else NETWORK_FAULTS
+    each_part_once = first_attempts(part_faults, when=lambda request: request.is_part)
     any_proxy.faults = lambda request: tenth(request) or each_part_once(request)
     env = proxied_env(s3_server, any_proxy, bucket, AWS_MAX_ATTEMPTS="5")
     run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
@@ -149,13 +147,14 @@ def test_a_lost_create_answer_leaves_only_an_empty_upload_and_the_file_lands(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
     big = big_file(tmp_path)
-    proxy.faults = first_attempts(
-        ["reset-after"], when=lambda request: request.method == "POST" and request.target.endswith("?uploads")
-    )
+    proxy.faults = first_attempts(["reset-after"], when=lambda request: request.is_create)
     run = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket))
     assert run.code == 0, run.err
     assert_holds_exactly(admin_s3, bucket, [big])
-    assert len(admin_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 2  # the probe's and the file's
+    # the probe's, and the file's where obstore retried the create itself (0.11+); on 0.8 the failed write was
+    # cleaned up (the upload this run began, aborted) before the file was sent again
+    left = admin_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert len(left) == (1 if LEGACY_OBSTORE else 2), left
     assert_no_upload_holds_parts(admin_s3, bucket, proxy)
 
 
@@ -215,10 +214,13 @@ def test_bytes_corrupted_on_the_way_are_refused_by_the_server_and_the_file_faile
 def test_an_early_refusal_of_large_uploads_is_reported_as_such_and_the_small_files_land(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path
 ) -> None:
+    """obstore sends no Expect: 100-continue, so the body is on its way when the refusal comes and the connection
+    breaks: obstore sends it again, and hears the refusal within a few attempts. What counts holds: the refused files
+    fail as refused, not as network errors, and nothing is left open."""
     small = small_files(tmp_path / "small", 3)
-    single = tmp_path / "series_two_mib.csv"  # one PUT, with Expect: 100-continue
+    single = tmp_path / "series_two_mib.csv"  # one PUT
     write_series(single, 2 * MIB, seed=5)
-    big = big_file(tmp_path)  # parts, each with Expect: 100-continue
+    big = big_file(tmp_path)  # parts
     any_proxy.refuse_from = MIB
     env = proxied_env(s3_server, any_proxy, bucket, AWS_MAX_ATTEMPTS="5")
     run = run_uploader(s3_server, ["--source", str(tmp_path)], env)
@@ -226,8 +228,7 @@ def test_an_early_refusal_of_large_uploads_is_reported_as_such_and_the_small_fil
     reasons = failed(run)
     assert set(reasons) == {single, big}, run.err
     assert all(reason.startswith(f"access denied on s3://{bucket}/Raw/Local/CSV") for reason in reasons.values())
-    refused = [request.resource for request in any_proxy.requests if request.fault == "refuse"]
-    assert refused and len(refused) == len(set(refused)), refused  # read as a refusal: never retried
+    assert any(request.fault == "refuse" for request in any_proxy.requests)
     assert_holds_exactly(admin_s3, bucket, small)
     assert_no_multipart_uploads(admin_s3, bucket)
 
@@ -241,7 +242,7 @@ def test_a_completion_whose_answer_is_lost_is_checked_in_the_bucket(
     run = run_uploader(s3_server, ["--source", str(tmp_path)], proxied_env(s3_server, any_proxy, bucket))
     assert run.code == 0, run.out + run.err
     completions = [request for request in any_proxy.requests if request.is_complete]
-    assert [request.fault for request in completions] == ["reset-after", None]
+    assert completions[0].fault == "reset-after"  # then obstore retries it (0.11+) or not (0.8): a HEAD settles it
     assert sent(run) == {big}
     assert_holds_exactly(admin_s3, bucket, [big])
 
@@ -323,7 +324,9 @@ def test_quiet_counts_the_files_not_started_after_a_signal_on_one_line(
 def test_sigterm_aborts_the_multipart_upload_in_flight(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    big = big_file(tmp_path)  # three parts, sent one after the other, each answered after a second
+    big = big_file(tmp_path)  # three parts, each answered after a second
+    another_runs = admin_s3.create_multipart_upload(Bucket=bucket, Key=key_of(big))["UploadId"]
+    time.sleep(2.5)  # uploads are told apart by when they began, to the second
     proxy.stall_seconds = 1
     proxy.faults = lambda request: "stall" if request.is_part else None
     process = start_uploader(["--source", str(tmp_path)], proxied_env(s3_server, proxy, bucket, UPLOAD_CONCURRENCY="1"))
@@ -333,7 +336,8 @@ def test_sigterm_aborts_the_multipart_upload_in_flight(
     assert set(failed(run)) == {big}
     assert not sent(run)
     assert keys_in(admin_s3, bucket) == set()
-    assert_no_multipart_uploads(admin_s3, bucket)
+    left = admin_s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [upload["UploadId"] for upload in left] == [another_runs]  # ours aborted, the other run's kept
 
 
 def test_sigterm_ends_the_run_within_10_s_even_when_the_server_hangs(
@@ -353,57 +357,46 @@ def test_sigterm_ends_the_run_within_10_s_even_when_the_server_hangs(
 # --- stalls: the read timeout -------------------------------------------------------------------
 
 
-def run_in_process(
-    monkeypatch: pytest.MonkeyPatch, server: SeaweedServer, proxy: FaultProxy, bucket: str, source: Path, **env: str
-) -> int:
-    """main() in this process with a 1 s read timeout instead of the script's 60 s (not configurable)."""
-    for name, value in proxied_env(server, proxy, bucket, **env).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.chdir(source)
+# The command line with the engine's timeouts shortened (they are not settings): a 1 s read timeout, and on
+# obstore 0.8, which has none, a 2 s limit on each request. In a process of its own, which ends as the command does.
+SHORT_TIMEOUTS = (
+    "import sys; from s3_landing.transfer import engine; "
+    "engine.READ_TIMEOUT_SECONDS = 1; engine.LEGACY_REQUEST_TIMEOUT_SECONDS = 2; "
+    "from s3_landing.cli import entry; entry()"
+)
 
-    def short_read_timeout(**options: Any) -> Config:
-        return Config(**{**options, "read_timeout": 1})
 
-    monkeypatch.setattr(config, "Config", short_read_timeout)
-    return cli.main(["--source", str(source), "--prefix", "Raw/Local/CSV", "--concurrency", "4"])
+def run_with_short_timeouts(server: SeaweedServer, proxy: FaultProxy, bucket: str, source: Path, **env: str) -> Run:
+    environment = {**proxied_env(server, proxy, bucket, **env), "PYTHONPATH": str(SCRIPT.parent)}
+    command = [sys.executable, "-c", SHORT_TIMEOUTS, "--source", str(source), "--concurrency", "4"]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120, check=False)
+    assert "Traceback" not in completed.stderr
+    return Run(completed)
 
 
 def test_a_stalled_answer_times_out_and_is_retried(
-    s3_server: SeaweedServer,
-    admin_s3: S3Client,
-    bucket: str,
-    any_proxy: FaultProxy,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     files = small_files(tmp_path, 4)
     any_proxy.stall_seconds = 3
     any_proxy.faults = first_attempts(["stall"], when=lambda request: request.method == "PUT")
-    assert run_in_process(monkeypatch, s3_server, any_proxy, bucket, tmp_path) == 0, capsys.readouterr().err
+    run = run_with_short_timeouts(s3_server, any_proxy, bucket, tmp_path)
+    assert run.code == 0, run.err
     assert any_proxy.injected["stall"] == len(files)
     assert_holds_exactly(admin_s3, bucket, files)
 
 
 def test_a_server_that_never_answers_fails_the_file_with_a_read_timeout(
-    s3_server: SeaweedServer,
-    admin_s3: S3Client,
-    bucket: str,
-    any_proxy: FaultProxy,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, any_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     stuck = tmp_path / "series_stuck.csv"
     write_series(stuck, 5_000, seed=3)
     good = small_files(tmp_path / "good", 2)
     any_proxy.stall_seconds = 5
     any_proxy.faults = lambda request: "stall" if request.path.endswith("/series_stuck.csv") else None
-    assert run_in_process(monkeypatch, s3_server, any_proxy, bucket, tmp_path, AWS_MAX_ATTEMPTS="2") == 1
-    errors = capsys.readouterr().err.splitlines()
-    assert errors == [
+    run = run_with_short_timeouts(s3_server, any_proxy, bucket, tmp_path, AWS_MAX_ATTEMPTS="2")
+    assert run.code == 1
+    assert run.err.splitlines() == [
         f"Erro ao enviar {stuck}: the server stopped answering (read timeout), so the upload is not confirmed: "
         "run again to check"
     ]

@@ -1,83 +1,148 @@
-"""The transfer stage's local side and its completion logic, without a server: files read as discovery saw them,
-parts streamed from the file, and a CompleteMultipartUpload whose lost answer is settled by a listing."""
+"""The transfer stage without a server: the stream obstore reads a large file from, and how the answer to a write is
+proven, sent again, or settled (the engine's writes replaced by stand-ins)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from unit_support import settings_for
 
-from s3_landing.config import Settings
-from s3_landing.discovery import Job, SourceFile, multipart_etag, walk_csv_files
-from s3_landing.transfer import destination, files
-from s3_landing.transfer.sending import PutSender
-from s3_landing.transfer.uploads import Transfer
+from s3_landing.discovery import MIB, Job, SourceFile, walk_csv_files
+from s3_landing.transfer import uploads
+from s3_landing.transfer.destination import Destination, abort_ours
+from s3_landing.transfer.engine import EngineError, S3Failure, Written
+from s3_landing.transfer.files import FileChanged, Interrupted, open_regular_file
+from s3_landing.transfer.proof import Digests, digests_of_bytes
+from s3_landing.transfer.uploads import SENT_WITHOUT_PROOF, StoredBytesDiffer, Transfer, UploadStream
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+    from obstore.store import S3Store
 
-KEY = "Raw/Movies/2024/01/31/movies.csv"
-SIZE = 20 * 1024 * 1024
-PARTS: list[CompletedPartTypeDef] = [{"PartNumber": 1, "ETag": '"a"'}, {"PartNumber": 2, "ETag": '"b"'}]
-ETAG = multipart_etag([hashlib.md5(b"a").digest(), hashlib.md5(b"b").digest()])
+KEY = "Raw/Local/CSV/Movies/2022/05/02/movies.csv"
+DATA = b"id|title\n1|x\n"
+DIGESTS = digests_of_bytes(DATA)
+MD5 = hashlib.md5(DATA).hexdigest()
 
 
-def stubbed_client() -> S3Client:
+def s3_client() -> S3Client:
     session = boto3.session.Session(aws_access_key_id="AKIAUNIT", aws_secret_access_key="unit", region_name="us-east-1")
     return session.client("s3")
 
 
-def transfer_for(client: S3Client) -> Transfer:
-    settings = Settings(Path("/data"), "lake", "Raw", dt.date(2024, 1, 31), None, 2, False)
-    return Transfer(client, cast("PutSender", None), settings, threading.Event(), lambda _: None, "run-1")
+def transfer_for(
+    tmp_path: Path, kms: bool = False, checks: bool = False, client: S3Client | None = None, max_attempts: int = 5
+) -> Transfer:
+    destination = Destination(client or s3_client(), cast("S3Store", None), {}, kms, True, lambda: checks)
+    settings = settings_for(tmp_path, dry_run=False, max_attempts=max_attempts)
+    return Transfer(destination, settings, threading.Event(), lambda _: None, "run-1")
 
 
-def job() -> Job:
-    return Job(SourceFile(Path("/data/movies.csv"), "/data/movies.csv", SIZE, 1, 1, 1), KEY, None)
+def writes_answering(*etags: str) -> tuple[Callable[[], tuple[Written, Digests]], list[str]]:
+    """A write stand-in whose answers carry these ETags in turn; the list records each call."""
+    calls: list[str] = []
+
+    def write() -> tuple[Written, Digests]:
+        calls.append(etags[len(calls)])
+        return Written(calls[-1], "v1"), DIGESTS
+
+    return write, calls
 
 
-SHA256 = "5" * 64
+def test_a_write_whose_etag_is_the_files_md5_is_proven_at_once(tmp_path: Path) -> None:
+    write, calls = writes_answering(MD5)
+    receipt = transfer_for(tmp_path).write_proven(write)
+    assert (receipt.etag, receipt.version_id, receipt.proof, calls) == (MD5, "v1", "etag", [MD5])
+    assert receipt.checksum_sha256 == DIGESTS.checksum
 
 
-def complete_after_a_lost_answer(code: str, listed_etag: str | None, stored_sha256: str | None = None) -> None:
-    client = stubbed_client()
-    with Stubber(client) as stub:
-        stub.add_client_error("complete_multipart_upload", code, http_status_code=404)
-        if listed_etag is not None:
-            listed = {"Key": KEY, "Size": SIZE, "ETag": f'"{listed_etag}"'}
-            stub.add_response("list_objects_v2", {"Contents": [listed]}, {"Bucket": "lake", "Prefix": KEY})
-        if stored_sha256 is not None:
-            head = {"ContentLength": SIZE, "Metadata": {"sha256": stored_sha256}}
-            stub.add_response("head_object", head, {"Bucket": "lake", "Key": KEY})
-        transfer_for(client).complete(job(), "upload-1", PARTS, ETAG, SHA256)
-        stub.assert_no_pending_responses()
+def test_a_write_the_answer_does_not_prove_is_sent_again_once_and_a_second_one_fails(tmp_path: Path) -> None:
+    write, calls = writes_answering("e" * 32, MD5)
+    assert transfer_for(tmp_path).write_proven(write).proof == "etag"
+    assert len(calls) == 2
+    write, calls = writes_answering("e" * 32, "f" * 32)
+    with pytest.raises(StoredBytesDiffer, match="differ from the file"):
+        transfer_for(tmp_path).write_proven(write)
+    assert len(calls) == 2
 
 
-@pytest.mark.parametrize("code", ["NoSuchUpload", "InvalidPart"])
-def test_a_completion_found_done_is_accepted_when_the_object_matches(code: str) -> None:
-    complete_after_a_lost_answer(code, ETAG)
+def test_where_etags_are_no_md5s_a_store_that_checks_checksums_proves_every_write_without_a_resend(
+    tmp_path: Path,
+) -> None:
+    write, calls = writes_answering("e" * 32)
+    assert transfer_for(tmp_path, kms=True, checks=True).write_proven(write).proof == "checksum"
+    assert len(calls) == 1
 
 
-def test_a_completion_found_done_fails_when_the_object_differs() -> None:
-    with pytest.raises(ClientError, match="NoSuchUpload"):
-        complete_after_a_lost_answer("NoSuchUpload", "0" * 32 + "-2", stored_sha256="0" * 64)
+def test_where_etags_are_no_md5s_and_nothing_is_checked_a_write_counts_as_sent_without_proof(tmp_path: Path) -> None:
+    transfer = transfer_for(tmp_path, kms=True, checks=False)
+    write, calls = writes_answering("e" * 32)
+    assert transfer.write_proven(write).proof == ""
+    assert (len(calls), transfer.unverifiable[SENT_WITHOUT_PROOF]) == (1, 1)
 
 
-def test_a_completion_found_done_under_sse_kms_is_accepted_by_the_stored_checksum() -> None:
-    complete_after_a_lost_answer("NoSuchUpload", "e" * 32, stored_sha256=SHA256)  # the ETag is no MD5 there
+def failing_then(successes: int, failure: S3Failure) -> tuple[Callable[[], tuple[Written, Digests]], list[int]]:
+    calls: list[int] = []
+
+    def write() -> tuple[Written, Digests]:
+        calls.append(1)
+        if len(calls) <= successes:
+            raise EngineError(failure)
+        return Written(MD5, None), DIGESTS
+
+    return write, calls
 
 
-def test_any_other_completion_error_fails_without_a_listing() -> None:
-    with pytest.raises(ClientError, match="AccessDenied"):
-        complete_after_a_lost_answer("AccessDenied", None)
+def test_obstore_08s_unretried_connection_failures_are_sent_again_up_to_the_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uploads, "LEGACY_OBSTORE", True)
+    write, calls = failing_then(2, S3Failure(None, kind="connection"))
+    assert transfer_for(tmp_path, max_attempts=3).write_proven(write).proof == "etag"
+    assert len(calls) == 3
+    write, calls = failing_then(3, S3Failure(None, kind="connection"))
+    with pytest.raises(EngineError):
+        transfer_for(tmp_path, max_attempts=3).write_proven(write)
+    assert len(calls) == 3
+    write, calls = failing_then(1, S3Failure(403, "AccessDenied"))  # an answer is never sent again
+    with pytest.raises(EngineError):
+        transfer_for(tmp_path).write_proven(write)
+    assert len(calls) == 1
+
+
+def test_newer_obstore_retries_by_itself_so_a_failure_is_final(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uploads, "LEGACY_OBSTORE", False)
+    write, calls = failing_then(1, S3Failure(None, kind="connection"))
+    with pytest.raises(EngineError):
+        transfer_for(tmp_path).write_proven(write)
+    assert len(calls) == 1
+
+
+def test_a_completion_found_done_after_a_lost_answer_is_settled_by_the_object(tmp_path: Path) -> None:
+    lost = EngineError(S3Failure(404, "NoSuchUpload"))
+    answers: list[tuple[dict[str, object], bool]] = [
+        ({"ContentLength": len(DATA), "ETag": f'"{MD5}"'}, True),
+        ({"ContentLength": 1}, False),
+    ]
+    for head, settled in answers:
+        client = s3_client()
+        with Stubber(client) as stub:
+            stub.add_response("head_object", head, {"Bucket": "lake", "Key": KEY, "ChecksumMode": "ENABLED"})
+            transfer = transfer_for(tmp_path, client=client)
+            job = Job(SourceFile(tmp_path / "movies.csv", "", len(DATA), 0, 0, 0), KEY, None)
+            if settled:
+                assert transfer.settle_completion(job, lost, 0.0, DIGESTS).etag == MD5
+            else:
+                stub.add_response("list_multipart_uploads", {}, {"Bucket": "lake", "Prefix": KEY})
+                with pytest.raises(EngineError):
+                    transfer.settle_completion(job, lost, 0.0, DIGESTS)
 
 
 def discovered(path: Path) -> SourceFile:
@@ -85,57 +150,52 @@ def discovered(path: Path) -> SourceFile:
     return found
 
 
-def test_a_file_slice_reads_its_window_again_and_again(tmp_path: Path) -> None:
-    path = tmp_path / "movies.csv"
-    path.write_bytes(bytes(range(256)) * 4)
-    with files.FileSlice(discovered(path), 256, 300) as part:
-        assert len(part) == 300
-        assert part.read(10) == bytes(range(10))
-        part.rewind()
-        assert part.read() == (bytes(range(256)) * 2)[:300]
-        assert part.read(5) == b""
-
-
-def test_a_file_slice_of_a_file_cut_short_raises_file_changed(tmp_path: Path) -> None:
-    path = tmp_path / "movies.csv"
-    path.write_bytes(b"x" * 1000)
+def stream_of(path: Path, stop: threading.Event | None = None) -> UploadStream:
     source = discovered(path)
-    with files.FileSlice(source, 500, 500) as part:
-        with path.open("r+b") as handle:
-            handle.truncate(600)
-        with pytest.raises(files.FileChanged, match="shorter"):
-            part.read()
+    return UploadStream(Job(source, KEY, None), open_regular_file(source), stop or threading.Event(), lambda _: None)
 
 
-def test_parts_carry_the_md5_of_their_bytes_and_a_file_that_grew_is_refused(tmp_path: Path) -> None:
+def test_the_upload_stream_hands_over_every_byte_once_and_hashes_the_parts(tmp_path: Path) -> None:
     path = tmp_path / "movies.csv"
-    path.write_bytes(b"y" * (SIZE + 5))
-    source = discovered(path)
-    with files.open_regular_file(source) as handle:
-        parts = list(files.file_parts(handle, source.size, None))
-    assert [part.length for part in parts] == [8 * 1024 * 1024, 8 * 1024 * 1024, 4 * 1024 * 1024 + 5]
-    assert parts[2].md5 == hashlib.md5(b"y" * (4 * 1024 * 1024 + 5)).digest()
+    path.write_bytes(bytes(range(256)) * (80 * 1024 + 3))
+    stream = stream_of(path)
+    blocks = list(iter(lambda: stream.read(3 * MIB), b""))
+    assert b"".join(blocks) == path.read_bytes()
+    assert stream.hasher.result().multipart_etag.endswith("-3")
+    assert stream.seek(0, 1) == stream.tell() == path.stat().st_size
+
+
+def test_a_stop_or_a_file_that_grew_ends_the_stream_and_is_kept_for_the_report(tmp_path: Path) -> None:
+    path = tmp_path / "movies.csv"
+    path.write_bytes(b"y" * (2 * MIB))
+    stop = threading.Event()
+    stream = stream_of(path, stop)
+    stream.read(MIB)
+    stop.set()
+    with pytest.raises(Interrupted):
+        stream.read(MIB)
+    assert isinstance(stream.failure, Interrupted)
+    stream = stream_of(path)
     with path.open("ab") as handle:
         handle.write(b"more")
-    with pytest.raises(files.FileChanged, match="changed since it was found"):
-        files.open_regular_file(source)
-    with path.open("rb") as handle, pytest.raises(files.FileChanged, match="grew while it was read"):
-        list(files.file_parts(handle, source.size, None))
+    stream.read(4 * MIB)
+    with pytest.raises(FileChanged, match="grew"):
+        stream.read(MIB)
+    assert isinstance(stream.failure, FileChanged)
 
 
-def test_bucket_region_comes_from_head_bucket_even_when_it_is_refused() -> None:
-    client = boto3.session.Session().client(
-        "s3", region_name="us-east-1", aws_access_key_id="AKIAUNIT", aws_secret_access_key="unit"
-    )
+def test_only_uploads_this_run_began_are_aborted(tmp_path: Path) -> None:
+    """Another run's upload of the same key, begun before ours (by the server's clock), is left alone."""
+    client = s3_client()
+    began = 1_700_000_000.0
+    uploads = [
+        {"Key": KEY, "UploadId": "other-run", "Initiated": "2023-11-14T22:13:18.000Z"},  # began - 2 s
+        {"Key": KEY, "UploadId": "ours", "Initiated": "2023-11-14T22:13:21.000Z"},  # began + 1 s
+        {"Key": KEY + ".other", "UploadId": "other-key", "Initiated": "2023-11-14T22:13:21.000Z"},
+    ]
     with Stubber(client) as stub:
-        stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPHeaders": {"x-amz-bucket-region": "sa-east-1"}}})
-        stub.add_client_error(
-            "head_bucket",
-            "301",
-            http_status_code=301,
-            response_meta={"HTTPHeaders": {"x-amz-bucket-region": "eu-west-1"}},
-        )
-        stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPHeaders": {}}})
-        assert destination.bucket_region(client, "lake") == "sa-east-1"
-        assert destination.bucket_region(client, "lake") == "eu-west-1"
-        assert destination.bucket_region(client, "lake") is None
+        stub.add_response("list_multipart_uploads", {"Uploads": uploads}, {"Bucket": "lake", "Prefix": KEY})
+        stub.add_response("abort_multipart_upload", {}, {"Bucket": "lake", "Key": KEY, "UploadId": "ours"})
+        destination = Destination(client, cast("S3Store", None), {}, False, True, lambda: False, clock_skew=0.0)
+        assert abort_ours(destination, "lake", {KEY: began}, [KEY]) == []
+        stub.assert_no_pending_responses()

@@ -1,60 +1,139 @@
-"""The bucket as a run talks to it, prepared up front: client, sender, listings, write check."""
+"""The bucket as a run talks to it, prepared up front: botocore's client for listings, HEADs, the probes and the
+clean-up (what obstore cannot do), obstore's store for every object write, and what today's folders hold."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures as cf
+import contextlib
+import email.utils
+import hashlib
 import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import botocore.session
-from botocore.exceptions import (
-    ClientError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import parse_timestamp
 
 from s3_landing.config import Settings, make_s3_client, new_session
 from s3_landing.discovery import RemoteObject, date_folder, list_remote_objects, today_folders
-from s3_landing.transfer.sending import PutSender
-from s3_landing.transfer.uploads import PARTS_IN_FLIGHT
+from s3_landing.objects import META_SHA256
+from s3_landing.transfer.engine import open_store, sends_checksums
+from s3_landing.transfer.proof import UNREADABLE_ENCRYPTION, StoredObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import MultipartUploadTypeDef
+    from obstore.store import S3Store
 
 
-PROBE_SUFFIX = ".upload_s3-write-check"  # the key of the write probe's multipart upload, never completed
+PROBE_SUFFIX = ".upload_s3-write-check"  # the key of the probes' multipart uploads, never completed
+WRONG_SHA256 = base64.b64encode(hashlib.sha256(b"not the part").digest()).decode()
+ABORT_GRACE_SECONDS = 2.0  # after a signal, how long the clean-up of this run's multipart uploads may take
+CLOCK_SLACK_SECONDS = 1.0  # the Date header and some stores' Initiated times have whole seconds
+
+
+def probe_key(settings: Settings) -> str:
+    return date_folder(settings.prefix, "Movies", settings.date) + PROBE_SUFFIX
+
+
+class ChecksumCheck:
+    """Whether the store checks x-amz-checksum-sha256 (AWS S3, SeaweedFS and MinIO do; moto and rclone serve s3
+    keep or echo a wrong one), asked once a run and only when a proof needs it: a part with a wrong checksum is
+    sent into a multipart upload that is then aborted, so nothing is left."""
+
+    def __init__(self, client: S3Client, settings: Settings, sends: bool) -> None:
+        self.client = client
+        self.settings = settings
+        self.sends = sends
+        self.lock = threading.Lock()
+        self.answer: bool | None = None
+
+    def __call__(self) -> bool:
+        if not self.sends:
+            return False
+        with self.lock:
+            if self.answer is None:
+                self.answer = refuses_a_wrong_checksum(self.client, self.settings)
+            return self.answer
+
+
+def refuses_a_wrong_checksum(client: S3Client, settings: Settings) -> bool:
+    key, bucket = probe_key(settings), settings.bucket
+    try:
+        upload_id = client.create_multipart_upload(
+            Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", **settings.writes.parameters()
+        )["UploadId"]
+    except (BotoCoreError, ClientError):
+        return False  # cannot tell: no write is then proven by a checksum
+    try:
+        client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"part", ChecksumSHA256=WRONG_SHA256
+        )
+    except ClientError as error:
+        return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 400
+    except BotoCoreError:
+        return False
+    finally:
+        with contextlib.suppress(BotoCoreError, ClientError):
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    return False
 
 
 @dataclass(frozen=True)
 class Destination:
-    """The bucket as this run talks to it: botocore's client for listings and multipart calls, a PutSender for
-    bodies, and what today's folders already hold."""
+    """The bucket as this run talks to it. kms: its objects are KMS-encrypted, so their ETags are no MD5s (from
+    --sse, or the bucket's default encryption, which the write probe's answer names). clock_skew: the server's clock
+    minus ours, in seconds."""
 
     client: S3Client
-    sender: PutSender
+    store: S3Store
     remote: dict[str, RemoteObject]
+    kms: bool
+    sends_checksums: bool
+    checks_checksums: Callable[[], bool]  # a ChecksumCheck
+    clock_skew: float = 0.0
 
 
-def bucket_region(client: S3Client, bucket: str) -> str | None:
-    """The bucket's region as AWS reports it. botocore's own calls follow a wrong region by redirect, but the PUTs
-    PutSigner signs for the client's region would be refused, so the client must be made for the right one."""
+@dataclass(frozen=True)
+class Survey:
+    client: S3Client
+    remote: dict[str, RemoteObject]
+    encryption: str
+    clock_skew: float
+
+
+def bucket_region(client: S3Client, bucket: str) -> tuple[str | None, float]:
+    """The bucket's region as AWS reports it (botocore's own calls follow a wrong region by redirect, but obstore
+    signs for the region it is given), and the server's clock minus ours, from the answer's Date."""
     try:
         headers = client.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPHeaders"]
     except ClientError as error:  # a 301 or 403 still names the region
         headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    return headers.get("x-amz-bucket-region")
+    return headers.get("x-amz-bucket-region"), clock_skew(headers.get("date", ""))
 
 
-def check_write_access(client: S3Client, settings: Settings) -> None:
-    # Starting and aborting a multipart upload proves the right to write without leaving anything behind. It
-    # carries the objects' encryption, class, ACL and tags, so a bucket policy that requires them passes it too.
-    probe_key = date_folder(settings.prefix, "Movies", settings.date) + PROBE_SUFFIX
-    upload = client.create_multipart_upload(Bucket=settings.bucket, Key=probe_key, **settings.writes.parameters())
-    client.abort_multipart_upload(Bucket=settings.bucket, Key=probe_key, UploadId=upload["UploadId"])
+def clock_skew(date: str) -> float:
+    try:
+        return email.utils.parsedate_to_datetime(date).timestamp() - time.time()
+    except (TypeError, ValueError):
+        return 0.0
 
 
-def survey(
-    settings: Settings, session: botocore.session.Session, write_check: bool
-) -> tuple[S3Client, dict[str, RemoteObject]]:
+def check_write_access(client: S3Client, settings: Settings) -> str:
+    """Starting and aborting a multipart upload proves the right to write without leaving anything behind. It
+    carries the objects' encryption, class, ACL and tags, so a bucket policy that requires them passes it too.
+    Returns the encryption the answer names (the bucket's default, when --sse is not given)."""
+    key = probe_key(settings)
+    upload = client.create_multipart_upload(Bucket=settings.bucket, Key=key, **settings.writes.parameters())
+    client.abort_multipart_upload(Bucket=settings.bucket, Key=key, UploadId=upload["UploadId"])
+    return str(upload.get("ServerSideEncryption", ""))
+
+
+def survey(settings: Settings, session: botocore.session.Session, write_check: bool) -> Survey:
     """A client for the bucket's region and what today's folders hold; with write_check, proof that we may write.
     Raises botocore's errors: any of them means the bucket cannot be used."""
     client = make_s3_client(settings, session)
@@ -63,17 +142,87 @@ def survey(
         asked_region = pool.submit(bucket_region, client, settings.bucket)
         writing = pool.submit(check_write_access, client, settings) if write_check else None
         remote = {key: found for listing in listings for key, found in listing.result().items()}
-        if writing is not None:
-            writing.result()
-        region = asked_region.result()
+        encryption = writing.result() if writing is not None else ""
+        region, skew = asked_region.result()
     if region not in (None, client.meta.region_name):
         client = make_s3_client(settings, session, region)
-    return client, remote
+    return Survey(client, remote, encryption, skew)
 
 
-def preflight(settings: Settings, stop: threading.Event) -> Destination:
-    """A client, what is already in today's folders, and proof that we may write."""
+def preflight(settings: Settings) -> Destination:
+    """Clients, what is already in today's folders, and proof that we may write."""
     session = new_session()
-    client, remote = survey(settings, session, write_check=True)
-    sender = PutSender(client, session, settings.bucket, settings.concurrency + PARTS_IN_FLIGHT, stop)
-    return Destination(client, sender, remote)
+    found = survey(settings, session, write_check=True)
+    store = open_store(found.client, session, settings.bucket, settings.writes, settings.max_attempts)
+    kms = (settings.writes.sse or found.encryption) in UNREADABLE_ENCRYPTION
+    sends = sends_checksums(session)
+    checks = ChecksumCheck(found.client, settings, sends)
+    return Destination(found.client, store, found.remote, kms, sends, checks, found.clock_skew)
+
+
+def read_stored(client: S3Client, bucket: str, key: str) -> StoredObject:
+    """HEAD with checksum mode on: size, ETag, the store's checksum and the encryption."""
+    try:
+        answer = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("403", "AccessDenied", "Forbidden"):
+            return StoredObject(refused=True)
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return StoredObject(missing=True)
+        return StoredObject(failure=f"reading the object (HEAD) failed: {code or error}")
+    except BotoCoreError as error:
+        return StoredObject(failure=f"reading the object (HEAD) failed: {error}")
+    return StoredObject(
+        size=answer.get("ContentLength"),
+        etag=answer.get("ETag", "").strip('"'),
+        checksum=answer.get("ChecksumSHA256", ""),
+        encryption=answer.get("ServerSideEncryption", ""),
+        customer_key=bool(answer.get("SSECustomerAlgorithm")),
+        lineage=META_SHA256 in answer.get("Metadata", {}),
+    )
+
+
+def abort_uploads_of_run(destination: Destination, settings: Settings, started: dict[str, float]) -> list[str]:
+    """After a signal: abort the multipart uploads this run started that obstore could not abort itself (a part
+    stuck on a silent server), within ABORT_GRACE_SECONDS. Returns the keys that may still hold one."""
+    if not started:
+        return []
+    left: list[str] = sorted(started)
+    done = threading.Event()
+
+    def clean_up() -> None:
+        nonlocal left
+        with contextlib.suppress(BotoCoreError, ClientError):
+            left = abort_ours(destination, settings.bucket, started, today_folders(settings))
+        done.set()
+
+    threading.Thread(target=clean_up, name="clean-up", daemon=True).start()
+    done.wait(ABORT_GRACE_SECONDS)
+    return left
+
+
+def abort_ours(destination: Destination, bucket: str, started: dict[str, float], prefixes: Iterable[str]) -> list[str]:
+    """Abort the open multipart uploads under prefixes that are this run's: their key is one this run was uploading
+    and they were created after that upload began (by the server's clock), so another run's are left alone. Needs
+    s3:ListBucketMultipartUploads. Returns the keys whose upload could not be aborted."""
+    client, left = destination.client, []
+    for upload in open_uploads(client, bucket, prefixes):
+        began = started.get(upload["Key"])
+        initiated = parse_timestamp(str(upload["Initiated"])).timestamp()  # a string: new_session's parser
+        if began is None or initiated < began + destination.clock_skew - CLOCK_SLACK_SECONDS:
+            continue
+        try:
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NoSuchUpload":  # obstore aborted it meanwhile
+                left.append(upload["Key"])
+    return left
+
+
+def open_uploads(client: S3Client, bucket: str, folders: Iterable[str]) -> list[MultipartUploadTypeDef]:
+    found: list[MultipartUploadTypeDef] = []
+    for folder in folders:
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=folder):
+            found.extend(page.get("Uploads", []))
+    return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import errno
 import hashlib
 import os
@@ -11,13 +10,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
-from s3_landing.discovery import MIB, SourceFile, is_inside, part_size_for
-
-if TYPE_CHECKING:
-    pass
-
+from s3_landing.discovery import SourceFile, is_inside
 
 NOT_STARTED = "not sent: the run was interrupted before it started"
 
@@ -73,6 +68,17 @@ def feed(stats: ContentStats | None, chunk: bytes) -> None:
         stats.feed(chunk)
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """How an object came to count as this file: the ETag and version the write (or the listing) gave, the
+    x-amz-checksum-sha256 sent with it, and the proof ("etag", "checksum", or "" for none)."""
+
+    etag: str
+    version_id: str | None = None
+    checksum_sha256: str = ""
+    proof: str = ""
+
+
 @dataclass
 class Outcome:
     """What became of one file. A failure carries its reason in words, or the error itself for the report
@@ -86,6 +92,7 @@ class Outcome:
     stats: dict[str, Any] | None = None
     error: Exception | None = None
     warning: str = ""  # something the user should know about a file that did land
+    receipt: Receipt | None = None
 
     @property
     def bytes_sent(self) -> int:
@@ -103,76 +110,6 @@ def file_chunks(handle: BinaryIO, size: int, chunk_size: int, whole_file: bool =
         yield chunk
     if whole_file and handle.read(1):
         raise FileChanged("grew while it was read")
-
-
-@dataclass(frozen=True)
-class FilePart:
-    number: int
-    offset: int
-    length: int
-    md5: bytes
-
-
-def file_parts(handle: BinaryIO, size: int, stats: ContentStats | None) -> Iterator[FilePart]:
-    """The multipart parts of a file with their MD5s, read in 1 MiB blocks (stats see every byte once)."""
-    part_size = part_size_for(size)
-    for number, offset in enumerate(range(0, size, part_size), start=1):
-        length = min(part_size, size - offset)
-        digest = hashlib.md5()
-        for block in file_chunks(handle, length, MIB, whole_file=False):
-            digest.update(block)
-            feed(stats, block)
-        yield FilePart(number, offset, length, digest.digest())
-    if handle.read(1):
-        raise FileChanged("grew while it was read")
-
-
-class FileSlice:
-    """One part of a file as a stream, read again (from the page cache) when sent, so it is never held whole."""
-
-    def __init__(self, source: SourceFile, offset: int, length: int) -> None:
-        self.handle = open_regular_file(source)
-        self.offset = offset
-        self.length = length
-        self.position = 0
-        self.rewind()
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __enter__(self) -> FileSlice:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.handle.close()
-
-    def rewind(self) -> None:
-        self.seek(0)
-
-    def seek(self, position: int, whence: int = 0) -> int:
-        if whence != 0:
-            raise OSError("FileSlice only seeks from its start")
-        self.handle.seek(self.offset + position)
-        self.position = position
-        return position
-
-    def tell(self) -> int:
-        return self.position
-
-    def read(self, size: int = -1) -> bytes:
-        wanted = self.length - self.position if size < 0 else min(size, self.length - self.position)
-        try:
-            data = self.handle.read(wanted)
-        except OSError as error:  # not to be mistaken for a network error by the sender
-            raise FileChanged(f"could not be read ({error.strerror})") from error
-        if len(data) < wanted:
-            raise FileChanged("became shorter while it was sent")
-        self.position += len(data)
-        return data
-
-
-def base64_of(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
 
 
 def open_regular_file(source: SourceFile) -> BinaryIO:

@@ -1,337 +1,366 @@
-"""Uploads of jobs: small files in one PUT, large ones in parallel parts; skips of unchanged files."""
+"""Uploads of jobs: each file compared with its object (skipped when proven the same), written by the engine, and
+the write proven by the store's answer."""
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
-import hashlib
 import os
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_landing.config import Settings
-from s3_landing.discovery import MIB, MULTIPART_THRESHOLD, Job, is_same_content, list_remote_objects, multipart_etag
-from s3_landing.objects import META_SHA256, lineage_metadata, metadata_headers, source_path_value
+from s3_landing.discovery import MIB, MULTIPART_THRESHOLD, Job, part_size_for
+from s3_landing.objects import lineage_metadata, source_path_value
+from s3_landing.transfer import botocore_writes
+from s3_landing.transfer.destination import Destination, abort_ours, read_stored
+from s3_landing.transfer.engine import (
+    LEGACY_OBSTORE,
+    EngineError,
+    S3Failure,
+    Written,
+    object_attributes,
+    put_bytes,
+    put_document,
+    put_stream,
+)
 from s3_landing.transfer.files import (
     BufferBudget,
     ContentStats,
     FileChanged,
-    FilePart,
-    FileSlice,
     Interrupted,
     Outcome,
+    Receipt,
     ensure_unchanged,
     feed,
-    file_chunks,
-    file_parts,
     open_regular_file,
     read_whole,
 )
-from s3_landing.transfer.sending import PutSender
+from s3_landing.transfer.proof import (
+    Comparison,
+    Digests,
+    PartHasher,
+    compare_listed,
+    compare_stored,
+    digests_of_bytes,
+    digests_of_file,
+    write_proof,
+)
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+    from obstore.store import S3Store
 
 
 CONTENT_TYPE = "text/csv"
 BUFFER_BUDGET = 64 * MIB  # bytes of small files held in memory at once, across all threads (parts are streamed)
-# Parts queued or in flight across all large files. More only adds server load: on 280 MB against SeaweedFS,
-# 8 took 3.7 s and 64 took 4.8 s (medians of 3, bench data); s3transfer uses 10, s5cmd 5 per file.
-PARTS_IN_FLIGHT = 8
+# Parts in flight across all large files: LARGE_FILES_AT_ONCE files, PARTS_AT_ONCE parts each. More only adds server
+# load (on 280 MB against SeaweedFS, 8 parts in flight took 3.7 s and 64 took 4.8 s); memory holds about
+# (PARTS_AT_ONCE + 2) parts per file.
+LARGE_FILES_AT_ONCE = 2
+PARTS_AT_ONCE = 4
 # A CompleteMultipartUpload retried after its answer was lost may find the upload already completed.
 COMPLETED_ALREADY_CODES = ("NoSuchUpload", "InvalidPart")
-ABORT_GRACE_SECONDS = 2.0  # then how long aborting their multipart uploads may take
-HEAD_REFUSED = "head refused"  # why a same-size file could not be compared by its stored checksum
-NO_CHECKSUM = "no checksum"
+HEAD_REFUSED = "head refused"  # why same-size files could not be compared, or writes proven
+NOT_PROVEN = "not proven"
+SENT_WITHOUT_PROOF = "sent without proof"
+INTERRUPTED_MID_UPLOAD = "not sent: the run was interrupted during the upload, which was aborted"
 SOURCE_PATH_LEFT_OUT = (
     "its path is too long for the object's metadata (S3 keeps 2 KB of user metadata): uploaded without "
     "x-amz-meta-source-path"
 )
 
 
-def whole_file_md5(handle: BinaryIO, size: int, stats: ContentStats | None) -> str:
-    digest = hashlib.md5()
-    for block in file_chunks(handle, size, MIB):
-        digest.update(block)
-        feed(stats, block)
-    return digest.hexdigest()
+class StoredBytesDiffer(Exception):
+    """Twice the store's answer to a write did not prove the file's bytes: what it stored differs."""
 
 
-def whole_file_sha256(job: Job) -> str:
-    """The file's SHA-256, read in 1 MiB blocks: the pass before a multipart upload (whose metadata is fixed when
-    it is created), and --check's."""
-    digest = hashlib.sha256()
-    with open_regular_file(job.source) as handle:
-        for block in file_chunks(handle, job.source.size, MIB):
-            digest.update(block)
-    return digest.hexdigest()
+class UploadStream:
+    """The file as obstore reads it for a multipart upload: every byte hashed on its way (the parts' MD5s and
+    SHA-256s, to prove the write), and a stop or a changed file ends the upload, which obstore then aborts."""
 
+    def __init__(self, job: Job, handle: BinaryIO, stop: threading.Event, on_bytes: Callable[[int], None]) -> None:
+        self.job = job
+        self.handle = handle
+        self.stop = stop
+        self.on_bytes = on_bytes
+        self.hasher = PartHasher(job.source.size)
+        self.position = 0
+        self.failure: BaseException | None = None  # what ended the upload here: obstore raises its own error
 
-@dataclass(frozen=True)
-class StoredObject:
-    """What a HEAD tells of an object: the SHA-256 it carries (x-amz-meta-sha256), its size and encryption; or why
-    it tells nothing: refused (no s3:GetObject), missing (gone since the listing), or another failure."""
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.next_block(size)
+        except (OSError, FileChanged, Interrupted) as error:
+            self.failure = error
+            raise
 
-    sha256: str | None = None
-    size: int | None = None
-    encryption: str = ""
-    refused: bool = False
-    missing: bool = False
-    failure: str = ""
+    def next_block(self, size: int) -> bytes:
+        if self.stop.is_set():
+            raise Interrupted(INTERRUPTED_MID_UPLOAD)
+        remaining = self.job.source.size - self.position
+        if not remaining:
+            if self.handle.read(1):
+                raise FileChanged("grew while it was read")
+            ensure_unchanged(self.job.source)  # the last moment before obstore completes the upload
+            return b""
+        block = self.handle.read(remaining if size < 0 else min(size, remaining))
+        if not block:
+            raise FileChanged("became shorter while it was read")
+        self.position += len(block)
+        self.hasher.update(block)
+        self.on_bytes(len(block))
+        return block
 
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset, whence) not in ((0, os.SEEK_CUR), (self.position, os.SEEK_SET)):
+            raise OSError("an upload stream is read forward only")
+        return self.position
 
-def read_stored(client: S3Client, bucket: str, key: str) -> StoredObject:
-    try:
-        answer = client.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in ("403", "AccessDenied", "Forbidden"):
-            return StoredObject(refused=True)
-        if code in ("404", "NoSuchKey", "NotFound"):
-            return StoredObject(missing=True)
-        return StoredObject(failure=f"reading the stored checksum (HEAD) failed: {code or error}")
-    except BotoCoreError as error:
-        return StoredObject(failure=f"reading the stored checksum (HEAD) failed: {error}")
-    metadata = answer.get("Metadata", {})
-    return StoredObject(metadata.get(META_SHA256), answer.get("ContentLength"), answer.get("ServerSideEncryption", ""))
-
-
-def matches_listed_etag(job: Job, stats: ContentStats | None = None) -> bool:
-    """The local file against the listed ETag, in the form the store gave: S3's MD5 of the part MD5s plus -N,
-    or the whole file's MD5 (small files, and multipart objects on some stores). Either way the file is read once."""
-    assert job.remote is not None
-    with open_regular_file(job.source) as handle:
-        if "-" in job.remote.etag:
-            etag = multipart_etag([part.md5 for part in file_parts(handle, job.source.size, stats)])
-        else:
-            etag = whole_file_md5(handle, job.source.size, stats)
-    return is_same_content(job.remote, job.source.size, etag)
+    def tell(self) -> int:
+        return self.position
 
 
 class Transfer:
-    """Uploads jobs with one shared client; small files in one PUT, large ones in parallel parts."""
+    """Uploads jobs into one destination; small files in one PUT, large ones in parallel parts."""
 
     def __init__(
         self,
-        client: S3Client,
-        sender: PutSender,
+        destination: Destination,
         settings: Settings,
         stop: threading.Event,
         on_bytes: Callable[[int], None],
         run_id: str,
     ) -> None:
-        self.client = client
-        self.sender = sender
+        self.destination = destination
+        self.store: S3Store = destination.store
         self.settings = settings
         self.run_id = run_id
-        self.object_headers = {"content-type": CONTENT_TYPE, **settings.writes.headers()}
-        self.unverifiable: Counter[str] = Counter()  # same-size files sent again for want of a checksum, by why
-        self.head_refused = threading.Event()
         self.stop = stop
         self.on_bytes = on_bytes
+        self.unverifiable: Counter[str] = Counter()  # files sent again, or sent, without proof, by why
+        self.head_refused = threading.Event()
         self.budget = BufferBudget(BUFFER_BUDGET)
-        parts_in_flight = min(settings.concurrency, PARTS_IN_FLIGHT)
-        self.part_slots = threading.Semaphore(parts_in_flight)
-        self.part_pool = cf.ThreadPoolExecutor(parts_in_flight, thread_name_prefix="part")
+        self.large_slots = threading.Semaphore(LARGE_FILES_AT_ONCE)
         self.lock = threading.Lock()
-        self.open_uploads: dict[str, str] = {}  # key -> multipart upload id, until completed or aborted
-
-    def close(self) -> dict[str, str]:
-        """Shut the part pool; after a signal, abort the multipart uploads still open, in bounded time. Returns the
-        uploads that could not be aborted (key -> upload id)."""
-        stopped = self.stop.is_set()
-        self.part_pool.shutdown(wait=not stopped, cancel_futures=True)
-        with self.lock:
-            unfinished = dict(self.open_uploads)
-        aborts = [threading.Thread(target=self.abort_quietly, args=item, daemon=True) for item in unfinished.items()]
-        for thread in aborts:
-            thread.start()
-        deadline = time.monotonic() + ABORT_GRACE_SECONDS
-        for thread in aborts:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self.sender.close()
-        with self.lock:
-            return dict(self.open_uploads)
+        self.large_started: dict[str, float] = {}  # key -> when its upload began (local clock), for the clean-up
+        self.tags = dict(settings.writes.tags)
+        self.sends_checksums = destination.sends_checksums
 
     def upload(self, job: Job, announce: Callable[[Job], None]) -> Outcome:
-        """Upload one job, or skip it when unchanged; every error becomes a failed Outcome."""
+        """Upload one job, or skip it when proven unchanged; every error becomes a failed Outcome."""
         stats = ContentStats() if self.settings.records_content else None
         try:
             source_path = source_path_value(Path(os.path.relpath(job.source.path, self.settings.source)), self.run_id)
             if self.stop.is_set():
                 raise Interrupted()
             if job.source.size < MULTIPART_THRESHOLD:
-                status = self.upload_small_file(job, announce, stats, source_path)
+                status, receipt = self.upload_small_file(job, announce, stats, source_path)
             else:
-                status = self.upload_large_file(job, announce, stats, source_path)
+                status, receipt = self.upload_large_file(job, announce, stats, source_path)
             ensure_unchanged(job.source)
             warning = SOURCE_PATH_LEFT_OUT if source_path is None and status == "uploaded" else ""
-            return Outcome(
-                job.source.path,
-                status,
-                job.key,
-                job.source.size,
-                stats=stats.summary() if stats else None,
-                warning=warning,
-            )
+            summary = stats.summary() if stats else None
+            outcome = Outcome(job.source.path, status, job.key, job.source.size, stats=summary, receipt=receipt)
+            return replace(outcome, warning=warning)
         except Exception as error:  # noqa: BLE001 - one bad file must never stop the others
             return Outcome(job.source.path, "failed", job.key, job.source.size, error=error)
 
     def skip_if_unchanged(self, job: Job) -> Outcome | None:
-        """The skip check of a small file the bucket holds at the same size, in the calling thread: on a re-run most
-        files end here, without the hand-off to a worker thread and back, which costs more than reading and hashing
-        them. None when the file must go to a worker (changed, or unreadable: the worker reports why)."""
+        """The skip check of a small file whose listed ETag proves it, in the calling thread: on a re-run most files
+        end here, without the hand-off to a worker thread and back, which costs more than reading and hashing them.
+        None when the file must go to a worker (changed, unproven, or unreadable: the worker says why)."""
         if not job.may_be_unchanged or job.source.size >= MULTIPART_THRESHOLD:
             return None
         stats = ContentStats() if self.settings.records_content else None
         try:
             data = read_whole(job.source)
-            if not is_same_content(job.remote, job.source.size, hashlib.md5(data).hexdigest()):
+            if compare_listed(job.remote, digests_of_bytes(data)) is None:
                 return None
             ensure_unchanged(job.source)
         except (OSError, FileChanged):
             return None
         feed(stats, data)
         self.on_bytes(job.source.size)
-        return Outcome(job.source.path, "skipped", job.key, job.source.size, stats=stats.summary() if stats else None)
+        receipt = Receipt(job.remote.etag if job.remote else "", proof="etag")
+        summary = stats.summary() if stats else None
+        return Outcome(job.source.path, "skipped", job.key, job.source.size, stats=summary, receipt=receipt)
 
     def upload_small_file(
         self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None, source_path: str | None
-    ) -> str:
+    ) -> tuple[str, Receipt]:
         self.budget.acquire(job.source.size)
         try:
             data = read_whole(job.source)
             feed(stats, data)
-            digest = hashlib.md5(data)
-            unchanged = is_same_content(job.remote, job.source.size, digest.hexdigest())
-            sha256 = "" if unchanged else hashlib.sha256(data).hexdigest()
-            if unchanged or self.stored_checksum_matches(job, sha256):
-                self.on_bytes(job.source.size)
-                return "skipped"
+            digests = digests_of_bytes(data)
+            skipped = self.skip_when_same(job, digests)
+            if skipped is not None:
+                return "skipped", skipped
             announce(job)
-            headers = {**self.object_headers, **metadata_headers(lineage_metadata(sha256, self.run_id, source_path))}
-            self.sender.put(job.key, data, digest.digest(), {}, headers)
-            self.on_bytes(job.source.size)
-            return "uploaded"
+            metadata = lineage_metadata(digests.sha256, self.run_id, source_path)
+            return "uploaded", self.write_proven(lambda: (self.write_small(job, data, metadata), digests))
         finally:
             self.budget.release(job.source.size)
 
     def upload_large_file(
         self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None, source_path: str | None
-    ) -> str:
-        if job.may_be_unchanged:
-            if matches_listed_etag(job, stats):
-                self.on_bytes(job.source.size)
-                return "skipped"
-            stats = None  # counted during the comparison; if the file changes after it, the upload fails
-        sha256 = whole_file_sha256(job)
-        if self.stored_checksum_matches(job, sha256):
-            self.on_bytes(job.source.size)
-            return "skipped"
+    ) -> tuple[str, Receipt]:
+        # One read before the upload: the SHA-256 its metadata carries (fixed when the upload is created), and the
+        # forms the bucket's same-size object is compared with.
+        remote_etag = job.remote.etag if job.same_size_in_bucket and job.remote else ""
+        whole_md5 = bool(remote_etag) and "-" not in remote_etag
+        digests = digests_of_file(job.source, whole_md5, stats, parts=job.same_size_in_bucket)
+        skipped = self.skip_when_same(job, digests)
+        if skipped is not None:
+            return "skipped", skipped
         announce(job)
-        self.put_multipart(job, stats, lineage_metadata(sha256, self.run_id, source_path))
-        return "uploaded"
+        metadata = lineage_metadata(digests.sha256, self.run_id, source_path)
+        return "uploaded", self.write_proven(lambda: self.write_large(job, metadata))
 
-    def stored_checksum_matches(self, job: Job, sha256: str) -> bool:
-        """For a same-size object whose ETag is not an MD5 of the file (SSE-KMS, some gateways, or a changed
-        file): the SHA-256 stored in its metadata, read with a HEAD (which needs s3:GetObject)."""
+    def skip_when_same(self, job: Job, digests: Digests) -> Receipt | None:
+        """A receipt when the bucket holds this file's bytes under its key; None when the file must be sent."""
         if not job.same_size_in_bucket:
-            return False
+            return None
+        comparison = self.compare(job, digests)
+        if comparison.status == "same":
+            self.on_bytes(job.source.size)
+            return Receipt(job.remote.etag if job.remote else "", proof=comparison.proof)
+        if comparison.status == "unverifiable":
+            self.count_unverifiable(HEAD_REFUSED if self.head_refused.is_set() else NOT_PROVEN)
+        return None
+
+    def compare(self, job: Job, digests: Digests) -> Comparison:
+        """The listing first; then a HEAD (which needs s3:GetObject), unless one was refused already this run."""
+        listed = compare_listed(job.remote, digests)
+        if listed is not None:
+            return listed
         if self.head_refused.is_set():  # once refused, always: no round trip per file to hear it again
-            self.count_unverifiable(HEAD_REFUSED)
-            return False
-        stored = read_stored(self.client, self.settings.bucket, job.key)
+            return Comparison("unverifiable", "reading the object (HEAD) was refused")
+        stored = read_stored(self.destination.client, self.settings.bucket, job.key)
         if stored.refused:
             self.head_refused.set()
-            self.count_unverifiable(HEAD_REFUSED)
-        elif stored.sha256 is None and not job.may_be_unchanged:
-            self.count_unverifiable(NO_CHECKSUM)
-        return stored.sha256 == sha256 and stored.size == job.source.size
+        return compare_stored(stored, digests, self.destination.checks_checksums)
 
     def count_unverifiable(self, why: str) -> None:
         with self.lock:
             self.unverifiable[why] += 1
 
-    def put_multipart(self, job: Job, stats: ContentStats | None, metadata: dict[str, str]) -> None:
-        upload_id = self.client.create_multipart_upload(
-            Bucket=self.settings.bucket,
-            Key=job.key,
-            ContentType=CONTENT_TYPE,
-            Metadata=metadata,
-            **self.settings.writes.parameters(),
-        )["UploadId"]
-        with self.lock:
-            self.open_uploads[job.key] = upload_id
-        try:
-            parts, digests = self.send_parts(job, upload_id, stats)
-            ensure_unchanged(job.source)
-            self.complete(job, upload_id, parts, multipart_etag(digests), metadata[META_SHA256])
-            with self.lock:
-                del self.open_uploads[job.key]
-        except BaseException:
-            self.abort_quietly(job.key, upload_id)
-            raise
+    def write_proven(self, write: Callable[[], tuple[Written, Digests]]) -> Receipt:
+        """Write, then prove the stored bytes by the store's answer. A write the answer does not prove is sent once
+        more; a second one fails the file. Where ETags are no MD5s (KMS encryption) and the store checks no
+        checksum, nothing can prove a write: the file counts as sent without proof."""
+        destination = self.destination
+        for _ in range(2):
+            written, sent = self.write_retrying(write)
+            proof = write_proof(written.etag, sent, destination.sends_checksums, destination.checks_checksums)
+            if proof or destination.kms:
+                if not proof:
+                    self.count_unverifiable(SENT_WITHOUT_PROOF)
+                checksum = sent.checksum if destination.sends_checksums else ""
+                return Receipt(written.etag, written.version_id, checksum, proof)
+        raise StoredBytesDiffer(
+            f"the store's ETag {written.etag} is not this file's ({sent.multipart_etag or sent.md5}) after two "
+            "uploads: the bytes stored under the key differ from the file; run again"
+        )
 
-    def complete(self, job: Job, upload_id: str, parts: list[CompletedPartTypeDef], etag: str, sha256: str) -> None:
-        """CompleteMultipartUpload, idempotent: if a lost answer made botocore retry it and the retry finds the
-        upload gone, the object in the bucket is checked: its listing (size and the locally computed ETag), else,
-        where ETags are no MD5s (SSE-KMS), the SHA-256 it carries (HEAD)."""
-        try:
-            self.client.complete_multipart_upload(
-                Bucket=self.settings.bucket, Key=job.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    def write_retrying(self, write: Callable[[], tuple[Written, Digests]]) -> tuple[Written, Digests]:
+        """write, sent again after a connection failure that obstore 0.8 does not retry itself (README,
+        Development); obstore 0.11+ retries those, and every write, on its own."""
+        attempt = 1
+        while True:
+            try:
+                return write()
+            except EngineError as error:
+                if not (LEGACY_OBSTORE and error.is_transport_failure) or attempt >= self.settings.max_attempts:
+                    raise
+            if self.stop.wait(min(0.1 * 2**attempt, 5.0)):
+                raise Interrupted("not sent: the run was interrupted while a failed upload waited to be sent again")
+            attempt += 1
+
+    def write_small(self, job: Job, data: bytes, metadata: dict[str, str]) -> Written:
+        writes = self.settings.writes
+        if botocore_writes.obstore_cannot_write(job.key, writes):
+            parameters = botocore_writes.object_parameters(CONTENT_TYPE, metadata, writes)
+            return self.by_botocore(
+                lambda: botocore_writes.put_object(
+                    self.destination.client, self.settings.bucket, job.key, data, parameters, self.sends_checksums
+                )
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in COMPLETED_ALREADY_CODES:
-                raise
-            listed = list_remote_objects(self.client, self.settings.bucket, job.key).get(job.key)
-            if is_same_content(listed, job.source.size, etag):
-                return
-            stored = read_stored(self.client, self.settings.bucket, job.key) if listed else StoredObject()
-            if stored.sha256 != sha256 or stored.size != job.source.size:
-                raise
+        attributes = object_attributes(CONTENT_TYPE, writes.storage_class, metadata)
+        return put_bytes(self.store, job.key, data, attributes, self.tags)
 
-    def send_parts(
-        self, job: Job, upload_id: str, stats: ContentStats | None
-    ) -> tuple[list[CompletedPartTypeDef], list[bytes]]:
-        """Hash each part as the file is read once, then stream it from the file: memory stays flat at any size.
-        Returns the parts as CompleteMultipartUpload lists them, and their MD5 digests."""
-        futures: list[cf.Future[CompletedPartTypeDef]] = []
-        digests: list[bytes] = []
-        try:
-            with open_regular_file(job.source) as handle:
-                for part in file_parts(handle, job.source.size, stats):
-                    if self.stop.is_set():
-                        raise Interrupted("not sent: the run was interrupted during the upload, which was aborted")
-                    self.part_slots.acquire()
-                    futures.append(self.part_pool.submit(self.send_part, upload_id, job, part))
-                    digests.append(part.md5)
-            return [future.result() for future in futures], digests
-        finally:
-            cf.wait(futures)
-
-    def send_part(self, upload_id: str, job: Job, part: FilePart) -> CompletedPartTypeDef:
-        query = {"partNumber": str(part.number), "uploadId": upload_id}
-        try:
-            with FileSlice(job.source, part.offset, part.length) as body:
-                etag = self.sender.put(job.key, body, part.md5, query)
-        finally:
-            self.part_slots.release()
-        self.on_bytes(part.length)
-        return {"PartNumber": part.number, "ETag": etag}
-
-    def abort_quietly(self, key: str, upload_id: str) -> None:
-        # The file is reported as failed either way; if the abort fails too, a lifecycle rule cleans up.
-        with contextlib.suppress(BotoCoreError, ClientError):
-            self.client.abort_multipart_upload(Bucket=self.settings.bucket, Key=key, UploadId=upload_id)
+    def write_large(self, job: Job, metadata: dict[str, str]) -> tuple[Written, Digests]:
+        """A multipart upload, at most LARGE_FILES_AT_ONCE at a time; the digests of the bytes it read and sent. One
+        whose completion's answer was lost (a broken connection, or a retry that found the upload gone) is settled
+        by the object in the bucket."""
+        with self.large_slots, open_regular_file(job.source) as handle:
+            stream = UploadStream(job, handle, self.stop, self.on_bytes)
             with self.lock:
-                self.open_uploads.pop(key, None)
+                self.large_started[job.key] = began = time.time()
+            try:
+                written = self.send_stream(job, stream, metadata)
+            except EngineError as error:
+                if stream.failure is not None:  # obstore reports a failed read as its own error
+                    self.abort_leftover(job.key, began, stream.failure)
+                    raise stream.failure from None
+                if not (error.is_transport_failure or error.failure.code in COMPLETED_ALREADY_CODES):
+                    self.abort_leftover(job.key, began, error)
+                    raise
+                written = self.settle_completion(job, error, began, stream.hasher.result())
+            return written, stream.hasher.result()
+
+    def abort_leftover(self, key: str, began: float, failure: BaseException) -> None:
+        """obstore aborts a failed multipart upload only when the failure comes before its last part is sent (and
+        obstore 0.8 not even then): the upload of key this write began is aborted here if it is still open. After a
+        signal the run's clean-up does it, in bounded time."""
+        if isinstance(failure, Interrupted):
+            return
+        with contextlib.suppress(BotoCoreError, ClientError):
+            abort_ours(self.destination, self.settings.bucket, {key: began}, [key])
+
+    def send_stream(self, job: Job, stream: UploadStream, metadata: dict[str, str]) -> Written:
+        writes, part_size = self.settings.writes, part_size_for(job.source.size)
+        if botocore_writes.obstore_cannot_write(job.key, writes):
+            parameters = botocore_writes.object_parameters(CONTENT_TYPE, metadata, writes)
+            client, bucket, checksums = self.destination.client, self.settings.bucket, self.sends_checksums
+            return self.by_botocore(
+                lambda: botocore_writes.put_multipart(
+                    client, bucket, job.key, stream, part_size, PARTS_AT_ONCE, parameters, checksums
+                )
+            )
+        attributes = object_attributes(CONTENT_TYPE, writes.storage_class, metadata)
+        return put_stream(self.store, job.key, stream, part_size, PARTS_AT_ONCE, attributes, self.tags)
+
+    @staticmethod
+    def by_botocore(write: Callable[[], Written]) -> Written:
+        """botocore's write, its failure read as the engine's (botocore retried it already)."""
+        try:
+            return write()
+        except ClientError as error:
+            details = error.response.get("Error", {})
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            raise EngineError(S3Failure(status, details.get("Code", ""), details.get("Message", ""))) from error
+
+    def settle_completion(self, job: Job, error: EngineError, began: float, sent: Digests) -> Written:
+        """CompleteMultipartUpload is idempotent: when its answer was lost, the object in the bucket is the proof."""
+        stored = read_stored(self.destination.client, self.settings.bucket, job.key)
+        if compare_stored(stored, sent, self.destination.checks_checksums).status != "same":
+            self.abort_leftover(job.key, began, error)
+            raise error
+        return Written(stored.etag, None)
+
+
+def write_document(destination: Destination, settings: Settings, key: str, handle: BinaryIO, content_type: str) -> None:
+    """A document of ours (the run manifest), with the objects' write options."""
+    writes = settings.writes
+    if botocore_writes.obstore_cannot_write(key, writes):
+        parameters = botocore_writes.object_parameters(content_type, {}, writes)
+        destination.client.put_object(Bucket=settings.bucket, Key=key, Body=handle, **parameters)
+    else:
+        attributes = object_attributes(content_type, writes.storage_class, {})
+        put_document(destination.store, key, handle, attributes, dict(writes.tags))

@@ -1,0 +1,296 @@
+"""The engine that moves the bytes: obstore (Apache Arrow's Rust object_store) writes every object, with its own
+connection pool, TLS, retries, SigV4 signing and multipart orchestration. Built from botocore's endpoint, addressing
+style, region and credential chain; its errors are read back as S3's."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+from urllib.parse import urlsplit
+
+import botocore
+import botocore.session
+import obstore
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.credentials import Credentials, RefreshableCredentials
+from botocore.exceptions import NoCredentialsError
+from obstore.store import S3Store
+
+from s3_landing import __version__
+from s3_landing.objects import WriteOptions
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from obstore.store import ClientConfig, S3Config, S3Credential
+
+
+OBSTORE_VERSION = tuple(int(part) for part in obstore.__version__.split(".")[:2])
+# obstore 0.8 (object_store 0.12.3) is the newest release for Python 3.9. It does not sign default headers, has no
+# storage class attribute, read timeout or CA option, and does not retry a connection reset or a cut answer (fixed in
+# object_store 0.12.4, #445). obstore 0.11+ (object_store 0.14) has all of these. README, Development.
+LEGACY_OBSTORE = OBSTORE_VERSION < (0, 9)
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60  # no byte from the server for this long: the request is retried
+# A limit on each whole request: a part or a small file is 16 MiB at most, which fits at 30 KB/s. On obstore 0.8,
+# which has no read timeout, a stalled server is noticed after LEGACY_REQUEST_TIMEOUT_SECONDS instead.
+REQUEST_TIMEOUT_SECONDS = 600
+LEGACY_REQUEST_TIMEOUT_SECONDS = 2 * READ_TIMEOUT_SECONDS
+# obstore asks for credentials again when they have less than 5 minutes left. Refreshable ones are said to last
+# this long, so obstore asks every 5 minutes and botocore, which refreshes them 10 minutes before they expire,
+# always hands out ones with at least 5 minutes to spare.
+REFRESHABLE_CREDENTIALS_LIFETIME = dt.timedelta(minutes=10)
+STATUS = re.compile(r"non-2xx status code: (\d{3})")
+CODE = re.compile(r"<Code>([^<]*)</Code>")
+MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+HTTP_KIND = re.compile(r"HttpError \{\s*kind: (\w+)")  # object_store's own reading of a transport failure
+DOCUMENT_PART_SIZE = 8 * 1024 * 1024
+CODES_OF_STATUS = {500: "InternalError", 503: "SlowDown"}  # when obstore kept no body after its retries
+
+
+class Stream(Protocol):
+    """What obstore reads a multipart upload's bytes from: read() until it gives b"" (seek and tell must exist)."""
+
+    def read(self, size: int = -1) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+
+    def tell(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write returned: the object's ETag (without quotes) and its version id, if the bucket keeps versions."""
+
+    etag: str
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class S3Failure:
+    """A failed request as S3 answered it (HTTP status, error code and message), or why no answer came (kind:
+    "timeout", "unreachable", "certificate" or "connection")."""
+
+    status: int | None
+    code: str = ""
+    message: str = ""
+    kind: str = "answer"
+
+
+class EngineError(Exception):
+    """A write obstore could not do, read as S3's answer. obstore raises its own classes and Python's
+    (FileNotFoundError for NoSuchBucket, OSError), each with the HTTP status and S3's XML body in its text."""
+
+    def __init__(self, failure: S3Failure) -> None:
+        super().__init__(failure.code or failure.kind)
+        self.failure = failure
+
+    @property
+    def is_transport_failure(self) -> bool:
+        return self.failure.status is None
+
+
+def read_failure(error: BaseException) -> S3Failure:
+    text = str(error)
+    status = STATUS.search(text)
+    if status is not None:
+        number = int(status[1])
+        code, message = CODE.search(text), MESSAGE.search(text)
+        code_text = code[1] if code else CODES_OF_STATUS.get(number, f"HTTP {number}")
+        return S3Failure(number, code_text, message[1] if message else "")
+    http_kind = HTTP_KIND.search(text)
+    if "InvalidCertificate" in text:
+        kind = "certificate"
+    elif http_kind is not None and http_kind[1] in ("Timeout", "Connect"):
+        kind = "timeout" if http_kind[1] == "Timeout" else "unreachable"
+    else:
+        kind = "connection"
+    return S3Failure(None, kind=kind)
+
+
+class BotocoreCredentials:
+    """obstore's credential provider: botocore's credential chain (keys, profiles, SSO, assumed roles, instance and
+    container roles), refreshed by botocore on long runs."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+
+    def __call__(self) -> S3Credential:
+        frozen = self.credentials.get_frozen_credentials()
+        refreshable = isinstance(self.credentials, RefreshableCredentials)
+        expires_at = dt.datetime.now(dt.timezone.utc) + REFRESHABLE_CREDENTIALS_LIFETIME if refreshable else None
+        return {
+            "access_key_id": frozen.access_key or "",
+            "secret_access_key": frozen.secret_key or "",
+            "token": frozen.token,
+            "expires_at": expires_at,
+        }
+
+
+class EmptyBody:
+    """The raw body of the answer that stands in for sending, in the form botocore's AWSResponse streams it."""
+
+    def stream(self) -> Iterator[bytes]:
+        return iter(())
+
+
+def botocore_put_request(client: S3Client, bucket: str) -> AWSPreparedRequest:
+    """The PutObject request botocore would send, built and signed but not sent: its URL and credential scope say
+    where botocore's endpoint rules send this bucket's objects and for which region it signs them."""
+    built: list[AWSPreparedRequest] = []
+
+    def keep_instead_of_sending(request: AWSPreparedRequest, **_: object) -> Any:  # an answer stops the sending
+        built.append(request)
+        return AWSResponse(request.url, 200, HTTPHeaders(), EmptyBody())
+
+    event = "before-send.s3.PutObject"
+    client.meta.events.register_first(event, keep_instead_of_sending)
+    try:
+        client.put_object(Bucket=bucket, Key="k", Body=b"")
+    finally:
+        client.meta.events.unregister(event, keep_instead_of_sending)
+    return built[0]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where botocore sends this bucket's objects: endpoint URL (with the bucket in the host name when virtual-hosted)
+    and the region it signs for."""
+
+    url: str
+    virtual_hosted: bool
+    region: str
+
+
+def botocore_endpoint(client: S3Client, bucket: str) -> Endpoint:
+    request = botocore_put_request(client, bucket)
+    url = urlsplit(request.url)
+    authorization = request.headers["Authorization"]
+    authorization = authorization.decode() if isinstance(authorization, bytes) else authorization
+    credential = authorization.split("Credential=", 1)[1].split(",", 1)[0]
+    region = credential.rsplit("/", 4)[2]
+    virtual_hosted = url.hostname is not None and url.hostname.startswith(f"{bucket}.")
+    return Endpoint(f"{url.scheme}://{url.netloc}", virtual_hosted, region)
+
+
+def client_options(endpoint: Endpoint, ca_bundle: str | None, acl: str) -> ClientConfig:
+    options: dict[str, Any] = {
+        "allow_http": endpoint.url.startswith("http:"),
+        "connect_timeout": f"{CONNECT_TIMEOUT_SECONDS}s",
+        "user_agent": f"upload_s3/{__version__} obstore/{obstore.__version__}",
+    }
+    if LEGACY_OBSTORE:
+        options["timeout"] = f"{LEGACY_REQUEST_TIMEOUT_SECONDS}s"
+    else:
+        options.update(timeout=f"{REQUEST_TIMEOUT_SECONDS}s", read_timeout=f"{READ_TIMEOUT_SECONDS}s")
+        if ca_bundle:
+            with open(ca_bundle, encoding="ascii") as handle:
+                options["root_certificate"] = handle.read()
+        if acl:  # object_store signs default headers since 0.13.2: the canned ACL goes with every write request
+            options["default_headers"] = {"x-amz-acl": acl}
+    return cast("ClientConfig", options)
+
+
+def store_config(endpoint: Endpoint, writes: WriteOptions, checksums: bool) -> S3Config:
+    config: dict[str, Any] = {
+        "endpoint": endpoint.url,
+        "virtual_hosted_style_request": endpoint.virtual_hosted,
+        "region": endpoint.region,
+    }
+    if checksums:
+        config["checksum_algorithm"] = "SHA256"
+    if writes.sse:
+        config["aws_server_side_encryption"] = writes.sse
+    if writes.sse_kms_key_id:
+        config["aws_sse_kms_key_id"] = writes.sse_kms_key_id
+    if writes.sse_bucket_key:
+        config["aws_sse_bucket_key_enabled"] = True
+    return cast("S3Config", config)
+
+
+def sends_checksums(session: botocore.session.Session) -> bool:
+    """x-amz-checksum-sha256 on every write, unless AWS_REQUEST_CHECKSUM_CALCULATION=when_required (for stores that
+    refuse checksum headers) says to send checksums only where S3 requires them."""
+    setting = session.get_config_variable("request_checksum_calculation") or "when_supported"
+    return str(setting).lower() != "when_required"
+
+
+def open_store(
+    client: S3Client, session: botocore.session.Session, bucket: str, writes: WriteOptions, max_attempts: int
+) -> S3Store:
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise NoCredentialsError()
+    endpoint = botocore_endpoint(client, bucket)
+    ca_bundle = session.get_config_variable("ca_bundle")
+    if LEGACY_OBSTORE and ca_bundle:
+        # obstore 0.8 takes no CA; its TLS (rustls with the system's roots) reads them from SSL_CERT_FILE, and then
+        # trusts that bundle alone, as botocore does with AWS_CA_BUNDLE.
+        os.environ["SSL_CERT_FILE"] = ca_bundle
+    return S3Store(
+        bucket,
+        config=store_config(endpoint, writes, sends_checksums(session)),
+        client_options=client_options(endpoint, ca_bundle, writes.acl),
+        retry_config={"max_retries": max_attempts - 1},
+        credential_provider=BotocoreCredentials(credentials),
+    )
+
+
+def put_bytes(store: S3Store, key: str, data: bytes, attributes: dict[str, str], tags: dict[str, str]) -> Written:
+    """One PUT of data, with x-amz-checksum-sha256 and a signed payload hash that the store can check."""
+    try:
+        result = obstore.put(store, key, data, attributes=attributes, tags=tags or None, use_multipart=False)
+    except Exception as error:
+        raise EngineError(read_failure(error)) from error
+    return Written(str(result["e_tag"] or "").strip('"'), result["version"])
+
+
+def put_stream(
+    store: S3Store,
+    key: str,
+    stream: Stream,
+    part_size: int,
+    parts_at_once: int,
+    attributes: dict[str, str],
+    tags: dict[str, str],
+) -> Written:
+    """A multipart upload of what stream.read() gives, in parts of part_size, parts_at_once of them in flight; obstore
+    aborts the upload if a part or a read fails."""
+    try:
+        result = obstore.put(
+            store,
+            key,
+            cast("IO[bytes]", stream),
+            attributes=attributes,
+            tags=tags or None,
+            use_multipart=True,
+            chunk_size=part_size,
+            max_concurrency=parts_at_once,
+        )
+    except Exception as error:
+        raise EngineError(read_failure(error)) from error
+    return Written(str(result["e_tag"] or "").strip('"'), result["version"])
+
+
+def object_attributes(content_type: str, storage_class: str, metadata: dict[str, str]) -> dict[str, str]:
+    """What obstore sends as headers of PutObject and CreateMultipartUpload; other names become x-amz-meta-*."""
+    if storage_class and LEGACY_OBSTORE:
+        raise ValueError("obstore 0.8 has no storage class: such writes go through botocore")
+    return {"Content-Type": content_type, **({"Storage-Class": storage_class} if storage_class else {}), **metadata}
+
+
+def put_document(
+    store: S3Store, key: str, handle: BinaryIO, attributes: dict[str, str], tags: dict[str, str]
+) -> Written:
+    """A document of ours (the run manifest), streamed from handle: one PUT, or parts past 8 MiB."""
+    try:
+        result = obstore.put(
+            store, key, handle, attributes=attributes, tags=tags or None, chunk_size=DOCUMENT_PART_SIZE
+        )
+    except Exception as error:
+        raise EngineError(read_failure(error)) from error
+    return Written(str(result["e_tag"] or "").strip('"'), result["version"])
