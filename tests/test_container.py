@@ -1,7 +1,8 @@
 """The Docker image, built with the plain `docker` CLI for each Python version and run against SeaweedFS.
 
-Needs a container engine: `eval "$(../shared/container/setup 3.9 3.13)"` gives one (podman under the name docker).
-Without an engine these tests skip, unless REQUIRE_CONTAINER_TESTS is set (CI sets it): then they fail.
+Needs a running Docker-compatible engine reachable as `docker` (Docker, or Podman with its Docker-compatible command),
+and the python:3.9-slim and python:3.13-slim images. Without an engine these tests skip, unless
+REQUIRE_CONTAINER_TESTS is set (CI sets it): then they fail.
 """
 
 from __future__ import annotations
@@ -94,7 +95,10 @@ def engine() -> None:
     problem = engine_problem()
     if problem is None:
         return
-    hint = 'start one with: eval "$(../shared/container/setup 3.9 3.13)"'
+    hint = (
+        "start Docker (e.g. `sudo systemctl start docker`, or Docker Desktop), or install Podman with its Docker "
+        "command (`apt-get install podman podman-docker`), so that `docker version` answers"
+    )
     if os.environ.get("REQUIRE_CONTAINER_TESTS", "") not in ("", "0"):
         pytest.fail(f"REQUIRE_CONTAINER_TESTS is set but no container engine is reachable ({problem}); {hint}")
     pytest.skip(f"no container engine ({problem}); {hint}")
