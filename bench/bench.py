@@ -882,24 +882,21 @@ def run_memory(bench: Bench) -> list[MemoryFigure]:
 
 # Areas reported for a py-spy profile: the share of samples whose stack has a frame matching the pattern. A frame reads
 # "Class.function (file:line)", the file as py-spy shortens it (upload_s3.py, s3_landing/transfer/uploads.py,
-# urllib3/connectionpool.py): the patterns name functions, never files, so they hold wherever the code lives.
+# botocore/client.py): the patterns name functions, never files, so they hold wherever the code lives.
 PROFILE_AREAS: tuple[tuple[str, str], ...] = (
-    ("importing modules (botocore, urllib3, s3_landing...)", r"<frozen importlib\._bootstrap"),
-    ("creating the client (service model JSON)", r"make_s3_client|create_client"),
+    ("importing modules (obstore, botocore, s3_landing...)", r"<frozen importlib\._bootstrap"),
+    ("creating the clients (botocore's service model, obstore's store)", r"make_s3_client|create_client|open_store"),
     ("walking the source folder", r"walk_csv_files|take_inventory"),
     ("planning the uploads (keys, what the bucket holds)", r"plan_jobs"),
     ("listing the bucket (ListObjectsV2 + XML)", r"list_remote_objects"),
     ("comparing unchanged small files (skip_if_unchanged, main thread)", r"skip_if_unchanged"),
     ("per-file work in the pool threads (Transfer.upload)", r"Transfer\.upload "),
     ("  small files (Transfer.upload_small_file)", r"Transfer\.upload_small_file "),
-    ("  signing (PutSigner.sign; botocore SigV4 for its own calls)", r"PutSigner\.sign |RequestSigner\.sign|add_auth"),
-    ("  botocore request pipeline (events, endpoint rules)", r"_make_api_call|_resolve_endpoint_ruleset"),
-    ("  a PUT attempt (PutSender.attempt: sign, send, read)", r"PutSender\.attempt "),
-    ("  retry handler and quota per PUT (PutSender.retry_delay, after_call)", r"PutSender\.(retry_delay|after_call) "),
-    ("  HTTP over urllib3 (the pool's urlopen; URLLib3Session.send for botocore)", r"urlopen \(|URLLib3Session\.send"),
-    ("    reading answers (getresponse: status and headers; read_answer: body)", r"getresponse|read_answer"),
+    ("  the engine: obstore's writes (the GIL released while they run)", r"put_bytes|put_stream|put_document"),
+    ("  proofs (digests, comparisons, the check after each write)", r"digests_of|PartHasher|compare_|write_proo"),
+    ("  botocore calls (HEAD, probes: request pipeline, signing)", r"_make_api_call"),
     ("  local file: open, stat, read", r"open_regular_file|read_whole|file_chunks|ensure_unchanged|fdopen"),
-    ("  MD5 (local)", r"md5"),
+    ("  MD5 and SHA-256 (local)", r"md5|sha256"),
     ("reporting (Reporter, printable)", r"Reporter\.|printable|redact"),
 )
 
