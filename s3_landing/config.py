@@ -44,6 +44,7 @@ DEFAULT_PREFIX = "Raw/Local/CSV"
 TRUE_WORDS = ("true", "1", "yes", "on")
 FALSE_WORDS = ("false", "0", "no", "off")
 DATE_FORMAT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+DIGITS = re.compile(r"[0-9]+")
 SHARD_INDEX_VARIABLES = ("SHARD_INDEX", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX")
 RetryMode = Literal["standard", "adaptive", "legacy"]
 RETRY_MODES: tuple[RetryMode, ...] = ("standard", "adaptive", "legacy")
@@ -329,7 +330,7 @@ def today_in_local_zone() -> dt.date:
 
 
 def parse_whole_number(text: str, name: str, low: int, high: int) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not DIGITS.fullmatch(text) or not low <= int(text) <= high:  # str.isdigit() takes "²", which int() refuses
         raise ConfigError(f"{name}={text!r} must be a whole number from {low} to {high}")
     return int(text)
 

@@ -77,6 +77,8 @@ def test_time_zone_decides_the_date_near_midnight(clean_env: Path) -> None:
         (["--bucket", "b", "--date", "02/05/2022"], {}, "is not YYYY-MM-DD"),
         (["--bucket", "b", "--concurrency", "0"], {}, "from 1 to 256"),
         (["--bucket", "b"], {"UPLOAD_CONCURRENCY": "many"}, "from 1 to 256"),
+        (["--bucket", "b"], {"UPLOAD_CONCURRENCY": "\u00b2"}, "concurrency='\u00b2' must be a whole number"),  # a digit
+        (["--bucket", "b", "--shard", "0/\u00b2"], {}, "shard count='\u00b2' must be a whole number"),  # to isdigit()
         (["--bucket", "b"], {"AWS_RETRY_MODE": "sometimes"}, "AWS_RETRY_MODE"),
         (["--bucket", "b"], {"TZ": "Mars/Olympus"}, "not a time zone"),
         (["--bucket", "b", "--env-file", "missing.env"], {}, "env file missing.env not found"),
