@@ -188,6 +188,6 @@ class CheckManifest(ManifestWriter):
         record["run"]["interrupted"] = self.interrupted
         return record
 
-    def save_findings(self, counts: dict[str, int], interrupted: bool) -> list[str]:
+    def save_findings(self, counts: dict[str, int], interrupted: bool) -> list[tuple[str, BaseException | None]]:
         self.counts, self.interrupted = counts, interrupted
         return self.save(Tally(), None)

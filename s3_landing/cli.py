@@ -28,6 +28,7 @@ from s3_landing.config import (
     FatalError,
     Settings,
     UsageError,
+    check_manifest_file,
     check_source_folder,
     load_settings,
     new_session,
@@ -205,6 +206,8 @@ def check(settings: Settings, reporter: Reporter, inventory: Inventory, stop: th
 
 def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
     check_source_folder(settings.source)
+    if not settings.dry_run:
+        check_manifest_file(settings.manifest_file)
     inventory = take_inventory(settings.source, settings.shard, settings.follow_links_outside)
     if not inventory.files_in_folder and settings.fail_if_empty:
         raise ConfigError(f"no CSV file in {settings.source} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")

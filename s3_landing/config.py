@@ -463,6 +463,19 @@ def check_source_folder(source: Path) -> None:
         raise ConfigError(f"cannot read source folder {source} ({error.strerror}): fix its permissions") from None
 
 
+def check_manifest_file(path: Path | None) -> None:
+    """The run manifest's folder, before the first upload: a typo must not cost the lineage of a whole run."""
+    if path is None:
+        return
+    fix = "fix --manifest-file / MANIFEST_FILE"
+    if path.is_dir():
+        raise ConfigError(f"manifest file {path} is a folder: {fix} to name a file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"the folder of the manifest file {path} does not exist: create it or {fix}")
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"the folder of the manifest file {path} is not writable: fix its permissions or {fix}")
+
+
 def new_session() -> botocore.session.Session:
     """botocore's session: the standard credential chain, AWS config files and AWS_CA_BUNDLE. boto3's wrapper
     around it is not used: importing boto3 also loads s3transfer, 0.15 s of every run for nothing called here."""

@@ -262,27 +262,43 @@ class ManifestWriter:
             handle.write(("\n  " if number == 0 else ",\n  ") + line.rstrip("\n"))
         handle.write("\n ]\n}\n")
 
-    def save(self, tally: Tally, destination: Destination | None) -> list[str]:
-        """Write the manifest where it was asked for (the same document everywhere); returns where it went."""
+    def save(self, tally: Tally, destination: Destination | None) -> list[tuple[str, BaseException | None]]:
+        """Write the manifest where it was asked for (the same document everywhere), each place whatever became of
+        the other; returns each place with the error that kept it from being written, if one did."""
         record = self.run_record(tally)
-        written = []
+        places: list[tuple[str, Callable[[], None]]] = []
         if self.settings.manifest_file is not None:
-            target = self.settings.manifest_file
-            partial = target.with_name(target.name + ".partial")
-            with partial.open("w", encoding="utf-8") as handle:
-                self.write(handle, record)
-            partial.replace(target)
-            written.append(str(target))
+            places.append((str(self.settings.manifest_file), lambda: self.write_file(record)))
         if self.settings.manifest and destination is not None:
             key = manifest_key(self.settings, self.run_id)
-            with tempfile.TemporaryFile(mode="w+b") as buffer:
-                with open(buffer.fileno(), "w", encoding="utf-8", closefd=False) as text:
-                    self.write(text, record)
-                buffer.seek(0)
-                write_document(destination, self.settings, key, buffer, "application/json")
-            written.append(f"s3://{self.settings.bucket}/{key}")
-        self.entries.close()
-        return written
+            places.append((f"s3://{self.settings.bucket}/{key}", lambda: self.write_object(record, destination, key)))
+        try:
+            return [(place, failure_of(write)) for place, write in places]
+        finally:
+            self.entries.close()
+
+    def write_file(self, record: dict[str, Any]) -> None:
+        assert self.settings.manifest_file is not None
+        target = self.settings.manifest_file
+        partial = target.with_name(target.name + ".partial")
+        with partial.open("w", encoding="utf-8") as handle:
+            self.write(handle, record)
+        partial.replace(target)
+
+    def write_object(self, record: dict[str, Any], destination: Destination, key: str) -> None:
+        with tempfile.TemporaryFile(mode="w+b") as buffer:
+            with open(buffer.fileno(), "w", encoding="utf-8", closefd=False) as text:
+                self.write(text, record)
+            buffer.seek(0)
+            write_document(destination, self.settings, key, buffer, "application/json")
+
+
+def failure_of(write: Callable[[], None]) -> BaseException | None:
+    try:
+        write()
+    except (BotoCoreError, ClientError, EngineError, OSError) as error:
+        return error
+    return None
 
 
 @dataclass(frozen=True)
@@ -363,21 +379,21 @@ class Reporter:
                 self.progress_on_screen = False
             print(line, file=stream, flush=True)
 
-    def save_manifest(self, save: Callable[[], list[str]]) -> bool:
-        """Run save (a manifest writer's) and name where the manifest went; on failure one error line, and False."""
-        try:
-            for place in save():
+    def save_manifest(self, save: Callable[[], list[tuple[str, BaseException | None]]]) -> bool:
+        """Run save (a manifest writer's) and name where the manifest went, or one error line for each place it
+        could not be written; False when any could not."""
+        assert self.settings is not None  # manifests are only written once settings are known
+        saved = True
+        for place, error in save():
+            if error is None:
                 self.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
-        except (BotoCoreError, ClientError, EngineError, OSError) as error:
-            assert self.settings is not None  # manifests are only written once settings are known
-            if isinstance(error, OSError):
-                message = printable(f"cannot write {self.settings.manifest_file} ({error.strerror or error})")
-            else:
-                message = explain(error, self.settings)
+                continue
+            reason = (error.strerror or str(error)) if isinstance(error, OSError) else explain(error, self.settings)
+            message = printable(f"cannot write {place} ({reason})")
             text = f"Erro ao gravar o manifesto: {message}"
             self.emit(Event("failed", text, "error", status="failed", error=message))
-            return False
-        return True
+            saved = False
+        return saved
 
     def sent_unverified(self, unverifiable: Mapping[str, int]) -> None:
         """One line a run for each reason files were sent again, or sent, without proof of the bytes stored."""

@@ -116,16 +116,18 @@ def test_manifest_of_a_rerun_records_skips_and_failures(
 
 
 @pytest.mark.parametrize("mode", [[], ["--check"]], ids=["upload", "check"])
-def test_a_manifest_file_that_cannot_be_written_is_one_error_line_and_exit_1(
-    s3_server: SeaweedServer, bucket: str, lake: Path, tmp_path: Path, mode: list[str]
+def test_a_manifest_file_whose_folder_is_missing_stops_the_run_before_anything_is_sent(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, lake: Path, tmp_path: Path, mode: list[str]
 ) -> None:
     target = tmp_path / "no-such-folder" / "manifest.json"
     env = uploader_env(s3_server, BUCKET_NAME=bucket, UPLOAD_DATE=DATE)
-    if mode:  # the check finds every file present, so only the manifest can fail it
-        assert run_uploader(s3_server, ["--source", str(lake)], env).code == 0
     run = run_uploader(s3_server, ["--source", str(lake), "--manifest-file", str(target), *mode], env)
-    assert run.code == 1
-    assert run.err.splitlines() == [f"Erro ao gravar o manifesto: cannot write {target} (No such file or directory)"]
+    assert run.code == 2
+    assert run.err.splitlines() == [
+        f"upload_s3: error: the folder of the manifest file {target} does not exist: create it or fix "
+        "--manifest-file / MANIFEST_FILE"
+    ]
+    assert keys_in(admin_s3, bucket) == set()  # not a byte sent: the run's lineage is never lost to a typo
 
 
 def test_content_stats_count_rows_headers_and_delimiters() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
@@ -11,6 +12,10 @@ from unit_support import settings_for
 
 from s3_landing import report
 from s3_landing.transfer import files
+from s3_landing.transfer.engine import EngineError, S3Failure
+
+if TYPE_CHECKING:
+    from s3_landing.transfer.destination import Destination
 
 # --- output -------------------------------------------------------------------------------------
 
@@ -72,3 +77,37 @@ def test_human_bytes() -> None:
     assert report.human_bytes(0) == "0 B"
     assert report.human_bytes(1536) == "1.5 KiB"
     assert report.human_bytes(3 * 1024**3) == "3.0 GiB"
+
+
+def test_each_manifest_place_is_written_whatever_became_of_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A local path that fails keeps neither the bucket's manifest from being written nor its spool file open; a
+    bucket that fails names its own place."""
+    written: list[str] = []
+    monkeypatch.setattr(report, "write_document", lambda _destination, _settings, key, *_: written.append(key))
+    destination = cast("Destination", object())
+    bad_file = tmp_path / "a-file"
+    bad_file.write_text("x", encoding="utf-8")
+    settings = settings_for(tmp_path, dry_run=False, manifest=True, manifest_file=bad_file / "manifest.json")
+    reporter = report.Reporter(settings)
+    manifest = report.ManifestWriter(settings, "run-1")
+    assert not reporter.save_manifest(lambda: manifest.save(reporter.tally, destination))
+    assert manifest.entries.closed
+    assert len(written) == 1 and written[0].endswith("/run-1.json")
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"Erro ao gravar o manifesto: cannot write {bad_file / 'manifest.json'} (Not a directory)"]
+
+    def refused(*_: object) -> None:
+        raise EngineError(S3Failure(403, "AccessDenied", "Access Denied"))
+
+    monkeypatch.setattr(report, "write_document", refused)
+    good = settings_for(tmp_path, dry_run=False, manifest=True, manifest_file=tmp_path / "manifest.json")
+    manifest = report.ManifestWriter(good, "run-2")
+    assert not report.Reporter(good).save_manifest(lambda: manifest.save(report.Tally(), destination))
+    assert (tmp_path / "manifest.json").is_file()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "Erro ao gravar o manifesto: cannot write s3://lake/Raw/Local/CSV/_manifests/2022/05/02/run-2"
+    )
+    assert "access denied on s3://lake/Raw/Local/CSV (AccessDenied)" in line and "None" not in line
