@@ -267,7 +267,8 @@ def test_image_adds_little_to_the_base_image(image: str, python_version: str) ->
         int(docker("image", "inspect", "--format", "{{.Size}}", tag).stdout)
         for tag in (f"python:{python_version}-slim", image)
     )
-    assert size - base < 40 * MB, f"{image}: {size / MB:.1f} MB, base {base / MB:.1f} MB"
+    # +36.6 MB (3.9) and +44.8 MB (3.13) measured: botocore, and obstore's native engine (10.5 / 15.7 MB installed)
+    assert size - base < 50 * MB, f"{image}: {size / MB:.1f} MB, base {base / MB:.1f} MB"
 
 
 # --- runs against SeaweedFS ---------------------------------------------------------------------------------------
