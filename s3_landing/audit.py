@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s3_landing.config import Settings
-from s3_landing.discovery import MULTIPART_THRESHOLD, Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
+from s3_landing.discovery import Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
 from s3_landing.report import Event, ManifestWriter, Reporter, Tally, printable
 from s3_landing.transfer.destination import read_stored
 from s3_landing.transfer.files import FileChanged
-from s3_landing.transfer.proof import Digests, compare_listed, compare_stored, digests_of_file
+from s3_landing.transfer.proof import EVERY_FORM, Digests, compare_listed, compare_stored, digests_of_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -80,7 +80,7 @@ def compare(client: S3Client, bucket: str, job: Job) -> Finding:
 def local_digests(job: Job) -> Digests:
     """Every digest the comparison may need, in one streamed read (memory stays flat)."""
     assert job.remote is not None
-    return digests_of_file(job.source, whole_md5=True, stats=None, parts=job.source.size >= MULTIPART_THRESHOLD)
+    return digests_of_file(job.source, EVERY_FORM)
 
 
 def problem_finding(problem: Problem, key: str) -> Finding:

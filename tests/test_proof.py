@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from s3_landing.discovery import MIB, RemoteObject
 from s3_landing.transfer.proof import (
+    EVERY_FORM,
     Digests,
     PartHasher,
     StoredObject,
+    Wanted,
     compare_listed,
     compare_stored,
     digests_of_bytes,
@@ -33,7 +35,7 @@ def never() -> bool:
 
 def big_digests(size: int = 2 * PART + 5) -> tuple[bytes, Digests]:
     data = os.urandom(size)
-    hasher = PartHasher(size, whole_md5=True)
+    hasher = PartHasher(size, EVERY_FORM)
     for start in range(0, size, 3 * MIB + 7):  # blocks that straddle the part boundaries
         hasher.update(data[start : start + 3 * MIB + 7])
     return data, hasher.result()
@@ -53,7 +55,7 @@ def test_parts_hash_as_s3_computes_a_multipart_etag_and_a_composite_checksum() -
 def test_part_digests_do_not_depend_on_how_the_bytes_were_cut(blocks: list[int]) -> None:
     size = sum(blocks)
     data = bytes(range(256)) * (size // 256 + 1)
-    cut, whole = PartHasher(size), PartHasher(size)
+    cut, whole = PartHasher(size, EVERY_FORM), PartHasher(size, EVERY_FORM)
     position = 0
     for length in blocks:
         cut.update(data[position : position + length])
@@ -130,3 +132,10 @@ def test_a_write_is_proven_by_its_etag_or_by_a_store_that_checks_the_checksum_se
 
     assert write_proof(etag, digests, sent, checks_checksums) == proof
     assert asked == ([True] if sent and not etag_matches else [])  # asked only when it decides
+
+
+def test_a_read_computes_only_the_digests_wanted() -> None:
+    hasher = PartHasher(2 * PART, Wanted(sha256=False, part_md5s=True))
+    hasher.update(bytes(2 * PART))
+    digests = hasher.result()
+    assert (len(digests.part_md5s), digests.part_sha256s, digests.sha256, digests.md5) == (2, [], "", "")

@@ -19,7 +19,7 @@ from s3_landing.transfer import uploads
 from s3_landing.transfer.destination import Destination, abort_ours
 from s3_landing.transfer.engine import EngineError, S3Failure, Written
 from s3_landing.transfer.files import FileChanged, Interrupted, open_regular_file
-from s3_landing.transfer.proof import Digests, digests_of_bytes
+from s3_landing.transfer.proof import Digests, Wanted, digests_of_bytes
 from s3_landing.transfer.uploads import SENT_WITHOUT_PROOF, StoredBytesDiffer, Transfer, UploadStream
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ def test_newer_obstore_retries_by_itself_so_a_failure_is_final(tmp_path: Path, m
 
 def test_a_completion_found_done_after_a_lost_answer_is_settled_by_the_object(tmp_path: Path) -> None:
     lost = EngineError(S3Failure(404, "NoSuchUpload"))
+    (tmp_path / "movies.csv").write_bytes(DATA)  # read again for every digest form
     answers: list[tuple[dict[str, object], bool]] = [
         ({"ContentLength": len(DATA), "ETag": f'"{MD5}"'}, True),
         ({"ContentLength": 1}, False),
@@ -136,13 +137,13 @@ def test_a_completion_found_done_after_a_lost_answer_is_settled_by_the_object(tm
         with Stubber(client) as stub:
             stub.add_response("head_object", head, {"Bucket": "lake", "Key": KEY, "ChecksumMode": "ENABLED"})
             transfer = transfer_for(tmp_path, client=client)
-            job = Job(SourceFile(tmp_path / "movies.csv", "", len(DATA), 0, 0, 0), KEY, None)
+            job = Job(discovered(tmp_path / "movies.csv"), KEY, None)
             if settled:
-                assert transfer.settle_completion(job, lost, 0.0, DIGESTS).etag == MD5
+                assert transfer.settle_completion(job, lost, 0.0).etag == MD5
             else:
                 stub.add_response("list_multipart_uploads", {}, {"Bucket": "lake", "Prefix": KEY})
                 with pytest.raises(EngineError):
-                    transfer.settle_completion(job, lost, 0.0, DIGESTS)
+                    transfer.settle_completion(job, lost, 0.0)
 
 
 def discovered(path: Path) -> SourceFile:
@@ -152,7 +153,10 @@ def discovered(path: Path) -> SourceFile:
 
 def stream_of(path: Path, stop: threading.Event | None = None) -> UploadStream:
     source = discovered(path)
-    return UploadStream(Job(source, KEY, None), open_regular_file(source), stop or threading.Event(), lambda _: None)
+    wanted = Wanted(sha256=False, part_md5s=True)
+    return UploadStream(
+        Job(source, KEY, None), open_regular_file(source), wanted, stop or threading.Event(), lambda _: None
+    )
 
 
 def test_the_upload_stream_hands_over_every_byte_once_and_hashes_the_parts(tmp_path: Path) -> None:

@@ -42,9 +42,11 @@ from s3_landing.transfer.files import (
     read_whole,
 )
 from s3_landing.transfer.proof import (
+    EVERY_FORM,
     Comparison,
     Digests,
     PartHasher,
+    Wanted,
     compare_listed,
     compare_stored,
     digests_of_bytes,
@@ -83,12 +85,14 @@ class UploadStream:
     """The file as obstore reads it for a multipart upload: every byte hashed on its way (the parts' MD5s and
     SHA-256s, to prove the write), and a stop or a changed file ends the upload, which obstore then aborts."""
 
-    def __init__(self, job: Job, handle: BinaryIO, stop: threading.Event, on_bytes: Callable[[int], None]) -> None:
+    def __init__(
+        self, job: Job, handle: BinaryIO, wanted: Wanted, stop: threading.Event, on_bytes: Callable[[int], None]
+    ) -> None:
         self.job = job
         self.handle = handle
         self.stop = stop
         self.on_bytes = on_bytes
-        self.hasher = PartHasher(job.source.size)
+        self.hasher = PartHasher(job.source.size, wanted)
         self.position = 0
         self.failure: BaseException | None = None  # what ended the upload here: obstore raises its own error
 
@@ -212,9 +216,9 @@ class Transfer:
     ) -> tuple[str, Receipt]:
         # One read before the upload: the SHA-256 its metadata carries (fixed when the upload is created), and the
         # forms the bucket's same-size object is compared with.
-        remote_etag = job.remote.etag if job.same_size_in_bucket and job.remote else ""
-        whole_md5 = bool(remote_etag) and "-" not in remote_etag
-        digests = digests_of_file(job.source, whole_md5, stats, parts=job.same_size_in_bucket)
+        listed = job.remote.etag if job.same_size_in_bucket and job.remote else ""
+        wanted = Wanted(md5=bool(listed) and "-" not in listed, part_md5s="-" in listed)
+        digests = digests_of_file(job.source, wanted, stats)
         skipped = self.skip_when_same(job, digests)
         if skipped is not None:
             return "skipped", skipped
@@ -244,6 +248,8 @@ class Transfer:
         stored = read_stored(self.destination.client, self.settings.bucket, job.key)
         if stored.refused:
             self.head_refused.set()
+        if job.source.size >= MULTIPART_THRESHOLD:  # the one read so far took only what the listing asked for
+            digests = digests_of_file(job.source, EVERY_FORM)
         return compare_stored(stored, digests, self.destination.checks_checksums)
 
     def count_unverifiable(self, why: str) -> None:
@@ -299,7 +305,7 @@ class Transfer:
         whose completion's answer was lost (a broken connection, or a retry that found the upload gone) is settled
         by the object in the bucket."""
         with self.large_slots, open_regular_file(job.source) as handle:
-            stream = UploadStream(job, handle, self.stop, self.on_bytes)
+            stream = UploadStream(job, handle, self.digests_to_send(), self.stop, self.on_bytes)
             with self.lock:
                 self.large_started[job.key] = began = time.time()
             try:
@@ -311,8 +317,14 @@ class Transfer:
                 if not (error.is_transport_failure or error.failure.code in COMPLETED_ALREADY_CODES):
                     self.abort_leftover(job.key, began, error)
                     raise
-                written = self.settle_completion(job, error, began, stream.hasher.result())
+                written = self.settle_completion(job, error, began)
             return written, stream.hasher.result()
+
+    def digests_to_send(self) -> Wanted:
+        """What a multipart upload hashes on its way: the parts' MD5s to prove it by its ETag, unless the store
+        checks the checksums sent (asked once a run, now); the parts' SHA-256s for the manifest's receipt."""
+        checked = self.sends_checksums and self.destination.checks_checksums()
+        return Wanted(sha256=False, part_md5s=not checked, part_sha256s=self.settings.records_content)
 
     def abort_leftover(self, key: str, began: float, failure: BaseException) -> None:
         """obstore aborts a failed multipart upload only when the failure comes before its last part is sent (and
@@ -346,10 +358,12 @@ class Transfer:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             raise EngineError(S3Failure(status, details.get("Code", ""), details.get("Message", ""))) from error
 
-    def settle_completion(self, job: Job, error: EngineError, began: float, sent: Digests) -> Written:
-        """CompleteMultipartUpload is idempotent: when its answer was lost, the object in the bucket is the proof."""
+    def settle_completion(self, job: Job, error: EngineError, began: float) -> Written:
+        """CompleteMultipartUpload is idempotent: when its answer was lost, the object in the bucket is the proof,
+        compared with every digest form of the file (read again: this is rare)."""
         stored = read_stored(self.destination.client, self.settings.bucket, job.key)
-        if compare_stored(stored, sent, self.destination.checks_checksums).status != "same":
+        digests = digests_of_file(job.source, EVERY_FORM)
+        if compare_stored(stored, digests, self.destination.checks_checksums).status != "same":
             self.abort_leftover(job.key, began, error)
             raise error
         return Written(stored.etag, None)
