@@ -111,7 +111,7 @@ class Audit:
         pool = cf.ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="check")
         try:
             pending: collections.deque[cf.Future[Finding]] = collections.deque()
-            for item in plan_jobs(self.settings, inventory.names, remote):
+            for item in plan_jobs(self.settings, inventory, remote):
                 if self.stop.is_set():
                     break
                 if isinstance(item, Problem) and not item.fails_run:

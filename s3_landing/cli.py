@@ -77,7 +77,7 @@ class StopOnSignal:
 
 def report_without_uploading(settings: Settings, reporter: Reporter, inventory: Inventory, reason: str = "") -> None:
     """Every problem, and each file as planned (dry run) or, given a reason, as failed (interrupted before start)."""
-    for item in plan_jobs(settings, inventory.names, remote={}):
+    for item in plan_jobs(settings, inventory, remote={}):
         if isinstance(item, Problem):
             reporter.problem(item)
         elif reason:
@@ -165,7 +165,7 @@ def upload_all(
     in_flight = InFlight()
     try:
         with ProgressTicker(reporter, settings.progress_interval):
-            for item in plan_jobs(settings, inventory.names, destination.remote):
+            for item in plan_jobs(settings, inventory, destination.remote):
                 if isinstance(item, Problem):
                     reporter.problem(item)
                     continue
@@ -184,7 +184,8 @@ def upload_all(
         # After a signal, threads stuck on a silent server are left behind; the process exits without them.
         pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
         if stop.is_set():
-            reporter.left_open(abort_uploads_of_run(destination, settings, transfer.large_started))
+            begun = {**transfer.large_started, **destination.probes_begun}
+            reporter.left_open(abort_uploads_of_run(destination, settings, begun))
     reporter.sent_unverified(transfer.unverifiable)
     return destination
 

@@ -13,8 +13,9 @@ relays the answer. Faults::
     corrupt       forward the request with one byte of its body changed (the bytes the server must verify)
 
 ``refuse_from = N`` makes the proxy refuse every PUT whose ``Content-Length`` is N or more as soon as its head
-arrives (recorded with the fault ``refuse``): ``403 AccessDenied``, no ``100 Continue``, the body never read, and the
-connection closed, as S3 does for a bucket policy's or an expired token's refusal.
+arrives (recorded with the fault ``refuse``): ``403 AccessDenied`` and no ``100 Continue``, as S3 does for a bucket
+policy's or an expired token's refusal; then the body is read and dropped before the connection closes (a
+lingering close, as HTTP servers do so that a client still sending hears the answer instead of a reset).
 
 ``strict_completions = True`` answers a CompleteMultipartUpload of an upload the server already completed with
 ``404 NoSuchUpload`` without forwarding it, as AWS does (SeaweedFS completes it again and answers 200).
@@ -26,9 +27,10 @@ say, to drop an ETag and a checksum from HeadObject answers, or to give every ob
 
 ``sink = True`` makes the proxy answer UploadPart and CompleteMultipartUpload itself (recorded with the fault
 ``sink``; the rule is not asked): a part's body is read and discarded, its MD5 and SHA-256 taken on the way, and the
-answer is its ETag (and its checksum, as S3 echoes a part's x-amz-checksum-sha256); the completion gets S3's XML
-result. What it saw is in ``sunk_parts`` and ``completions``. Everything else is
-forwarded, so a client can upload more bytes than the server could store in test time.
+answer is its ETag (and its checksum, as S3 echoes a part's x-amz-checksum-sha256), or BadDigest when the
+checksum it declared is not its bytes'; the completion gets S3's XML result. What it saw is in ``sunk_parts`` and
+``completions``. Everything else is forwarded, so a client can upload more bytes than the server could store in
+test time.
 
 Usage::
 
@@ -348,6 +350,16 @@ def xml_error(status: bytes, code: bytes, message: bytes, method: str, close: bo
     return head if method == "HEAD" else head + body
 
 
+def drain(reader: BinaryIO, length: int) -> None:
+    """Read and drop up to length bytes, in blocks, until the peer stops sending."""
+    with contextlib.suppress(OSError, ValueError):
+        while length > 0:
+            block = reader.read(min(length, SINK_BLOCK))
+            if not block:
+                return
+            length -= len(block)
+
+
 def reset(sock: socket.socket) -> None:
     """Close with SO_LINGER 0, so the peer gets a TCP RST instead of an orderly end."""
     with contextlib.suppress(OSError):
@@ -507,6 +519,7 @@ class FaultProxy:
         if self._refuses(method, head):
             self._register(method, target, head.headers, refused=True)
             client.sendall(xml_error(b"403 Forbidden", b"AccessDenied", b"Access Denied", method, close=True))
+            drain(reader, int(head.headers["content-length"]))
             return False
         if "100-continue" in head.headers.get("expect", "").lower():
             client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -609,6 +622,8 @@ class FaultProxy:
             sha256.update(view[:count])
             remaining -= count
         received_sha256 = base64.b64encode(sha256.digest()).decode()
+        if declared_sha256 and declared_sha256 != received_sha256:  # S3 checks a part's checksum
+            return xml_error(b"400 Bad Request", b"BadDigest", b"The SHA256 you specified did not match.", "PUT")
         number = int(request.query("partNumber"))
         part = SunkPart(request.query("uploadId"), number, length, md5.hexdigest(), received_sha256, declared_sha256)
         with self._seen:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from unit_support import DAY, write
+from unit_support import DAY, settings_for, write
 
 from s3_landing import config, discovery
-from s3_landing.discovery import Problem, SourceFile
+from s3_landing.config import Shard
+from s3_landing.discovery import APPEARED, Job, Problem, SourceFile, plan_jobs, take_inventory
 from s3_landing.transfer import files
 
 # --- classification and keys --------------------------------------------------------------------
@@ -219,3 +220,16 @@ def test_walk_follows_a_symlinked_file(tmp_path: Path) -> None:
     target = write(tmp_path / "store" / "real.txt")
     (tmp_path / "linked_series.csv").symlink_to(target)
     assert found_paths(tmp_path) == ["linked_series.csv"]
+
+
+def test_one_walk_decides_the_jobs_a_same_named_file_that_appears_later_is_left_for_the_next_run(
+    tmp_path: Path,
+) -> None:
+    first = write(tmp_path / "a" / "x.csv")
+    inventory = take_inventory(tmp_path, Shard())
+    later = write(tmp_path / "b" / "x.csv")  # appears between the count and the plan: same name, same key
+    items = list(plan_jobs(settings_for(tmp_path), inventory, {}))
+    jobs = [item for item in items if isinstance(item, Job)]
+    assert [job.source.path for job in jobs] == [first]
+    [problem] = [item for item in items if isinstance(item, Problem)]
+    assert (problem.path, problem.fails_run, problem.reason) == (later, False, APPEARED)

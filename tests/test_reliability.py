@@ -227,7 +227,8 @@ def test_an_early_refusal_of_large_uploads_is_reported_as_such_and_the_small_fil
     assert run.code == 1, run.out + run.err
     reasons = failed(run)
     assert set(reasons) == {single, big}, run.err
-    assert all(reason.startswith(f"access denied on s3://{bucket}/Raw/Local/CSV") for reason in reasons.values())
+    denied = f"access denied on s3://{bucket}/Raw/Local/CSV"
+    assert all(reason.startswith(denied) for reason in reasons.values()), reasons
     assert any(request.fault == "refuse" for request in any_proxy.requests)
     assert_holds_exactly(admin_s3, bucket, small)
     assert_no_multipart_uploads(admin_s3, bucket)

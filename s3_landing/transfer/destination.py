@@ -11,7 +11,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import botocore.session
@@ -45,10 +45,11 @@ class ChecksumCheck:
     keep or echo a wrong one), asked once a run and only when a proof needs it: a part with a wrong checksum is
     sent into a multipart upload that is then aborted, so nothing is left."""
 
-    def __init__(self, client: S3Client, settings: Settings, sends: bool) -> None:
+    def __init__(self, client: S3Client, settings: Settings, sends: bool, began: dict[str, float]) -> None:
         self.client = client
         self.settings = settings
         self.sends = sends
+        self.began = began  # the probe's key and when it began, for the clean-up after a signal
         self.lock = threading.Lock()
         self.answer: bool | None = None
 
@@ -57,6 +58,7 @@ class ChecksumCheck:
             return False
         with self.lock:
             if self.answer is None:
+                self.began[probe_key(self.settings)] = time.time()
                 self.answer = refuses_a_wrong_checksum(self.client, self.settings)
             return self.answer
 
@@ -96,6 +98,7 @@ class Destination:
     sends_checksums: bool
     checks_checksums: Callable[[], bool]  # a ChecksumCheck
     clock_skew: float = 0.0
+    probes_begun: dict[str, float] = field(default_factory=dict)  # the checksum probe's upload, once it begins
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,9 @@ def preflight(settings: Settings) -> Destination:
     store = open_store(found.client, session, settings.bucket, settings.writes, settings.max_attempts)
     kms = (settings.writes.sse or found.encryption) in UNREADABLE_ENCRYPTION
     sends = sends_checksums(session)
-    checks = ChecksumCheck(found.client, settings, sends)
-    return Destination(found.client, store, found.remote, kms, sends, checks, found.clock_skew)
+    probes_begun: dict[str, float] = {}
+    checks = ChecksumCheck(found.client, settings, sends, probes_begun)
+    return Destination(found.client, store, found.remote, kms, sends, checks, found.clock_skew, probes_begun)
 
 
 def read_stored(client: S3Client, bucket: str, key: str) -> StoredObject:
