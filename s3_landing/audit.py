@@ -5,7 +5,7 @@ local file. Read-only: listings and HEADs, nothing is sent."""
 from __future__ import annotations
 
 import collections
-import concurrent.futures as cf
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from s3_landing.config import Settings
 from s3_landing.discovery import Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
+from s3_landing.flight import Flight
 from s3_landing.report import Event, ManifestWriter, Reporter, Tally, printable
 from s3_landing.transfer.destination import read_stored
 from s3_landing.transfer.files import FileChanged
@@ -108,10 +109,11 @@ class Audit:
     def run(self, inventory: Inventory, client: S3Client, remote: dict[str, RemoteObject]) -> bool:
         """True when every local file is present. remote: what the listings of the day's folders hold."""
         local_keys: set[str] = set()
-        pool = cf.ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="check")
-        try:
-            pending: collections.deque[cf.Future[Finding]] = collections.deque()
+        concurrency = self.settings.concurrency
+        flight: Flight[Job, Finding] = Flight(concurrency, 2 * concurrency, self.stop, self.report, ordered=True)
+        with flight:
             for item in plan_jobs(self.settings, inventory, remote):
+                flight.make_room()
                 if self.stop.is_set():
                     break
                 if isinstance(item, Problem) and not item.fails_run:
@@ -122,13 +124,8 @@ class Audit:
                     self.report(problem_finding(item, key))
                 else:
                     local_keys.add(item.key)
-                    pending.append(pool.submit(compare_safely, client, self.settings.bucket, item))
-                while len(pending) > 2 * self.settings.concurrency:
-                    self.report(pending.popleft().result())
-            while pending and not self.stop.is_set():
-                self.report(pending.popleft().result())
-        finally:
-            pool.shutdown(wait=not self.stop.is_set(), cancel_futures=True)
+                    flight.submit(item, functools.partial(compare_safely, client, self.settings.bucket, item))
+            flight.finish(lambda _job: None)  # after a signal: left out, as the line below says
         if self.stop.is_set():
             text = "Verificação interrompida: the findings below cover only the files checked before the signal"
             self.reporter.emit(Event("interrupted", text, "warning"))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
+import functools
 import os
-import queue
 import signal
 import sys
 import threading
-import time
 import traceback
 import uuid
 from collections.abc import Sequence
@@ -34,6 +32,7 @@ from s3_landing.config import (
     new_session,
 )
 from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
+from s3_landing.flight import Flight
 from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, utc_now
 from s3_landing.transfer.destination import Destination, abort_uploads_of_run, preflight, survey
 from s3_landing.transfer.files import NOT_STARTED, Interrupted, Outcome
@@ -43,7 +42,6 @@ T = TypeVar("T")
 
 
 EMPTY_FOLDER_FIX = 'check LOCAL_DIR / --source; in Docker, mount the folder with -v "$PWD/data:/app/data.base:ro"'
-STOP_GRACE_SECONDS = 5.0  # after SIGINT/SIGTERM, how long files in flight may still finish (docker stop gives 10)
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_FATAL = 2
@@ -112,44 +110,9 @@ def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: C
     raise errors[0]
 
 
-class InFlight:
-    """Files handed to the pool. Each one finished is queued by the pool thread and reported by the main thread, so
-    waiting costs the same with 2 or 128 files in flight (cf.wait would watch every one of them on each call)."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[cf.Future[Outcome], Job] = {}
-        self.finished: queue.SimpleQueue[cf.Future[Outcome]] = queue.SimpleQueue()
-
-    def __len__(self) -> int:
-        return len(self.jobs)
-
-    def add(self, future: cf.Future[Outcome], job: Job) -> None:
-        self.jobs[future] = job
-        future.add_done_callback(self.finished.put)
-
-    def report_finished(self, reporter: Reporter, timeout: float) -> None:
-        """Report the files finished by now, waiting up to timeout for the first one."""
-        try:
-            future = self.finished.get(timeout=timeout)
-            while True:
-                del self.jobs[future]
-                reporter.outcome(future.result())
-                future = self.finished.get_nowait()
-        except queue.Empty:
-            return
-
-    def finish(self, reporter: Reporter, stop: threading.Event) -> None:
-        """Wait for the files in flight; after a signal, only STOP_GRACE_SECONDS, then report the rest as not sent."""
-        deadline: float | None = None
-        while self.jobs:
-            if stop.is_set() and deadline is None:
-                deadline = time.monotonic() + STOP_GRACE_SECONDS
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self.report_finished(reporter, 0.2 if deadline is not None else 0.5)
-        for job in self.jobs.values():
-            reason = "interrupted while it was being sent; the server did not confirm it"
-            reporter.outcome(Outcome(job.source.path, "failed", job.key, job.source.size, reason))
+def not_confirmed(job: Job) -> Outcome:
+    reason = "interrupted while it was being sent; the server did not confirm it"
+    return Outcome(job.source.path, "failed", job.key, job.source.size, reason)
 
 
 def upload_all(
@@ -161,16 +124,14 @@ def upload_all(
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
     transfer = Transfer(destination, settings, stop, reporter.add_bytes, run_id)
-    pool = cf.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="file")
-    in_flight = InFlight()
+    flight: Flight[Job, Outcome] = Flight(settings.concurrency, 2 * settings.concurrency, stop, reporter.outcome)
     try:
-        with ProgressTicker(reporter, settings.progress_interval):
+        with flight, ProgressTicker(reporter, settings.progress_interval):
             for item in plan_jobs(settings, inventory, destination.remote):
                 if isinstance(item, Problem):
                     reporter.problem(item)
                     continue
-                while len(in_flight) >= 2 * settings.concurrency and not stop.is_set():  # 100,000 files: not all queued
-                    in_flight.report_finished(reporter, 0.5)
+                flight.make_room()  # 100,000 files: not all queued
                 if stop.is_set():
                     reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
                     continue
@@ -178,11 +139,9 @@ def upload_all(
                 if skipped is not None:
                     reporter.outcome(skipped)
                     continue
-                in_flight.add(pool.submit(transfer.upload, item, reporter.announce), item)
-            in_flight.finish(reporter, stop)
+                flight.submit(item, functools.partial(transfer.upload, item, reporter.announce))
+            flight.finish(lambda job: reporter.outcome(not_confirmed(job)))
     finally:
-        # After a signal, threads stuck on a silent server are left behind; the process exits without them.
-        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
         if stop.is_set():
             begun = {**transfer.large_started, **destination.probes_begun}
             reporter.left_open(abort_uploads_of_run(destination, settings, begun))

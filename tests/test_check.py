@@ -5,7 +5,10 @@ read-only identity, and objects whose ETags are not MD5s."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,9 @@ from datagen import write_movies
 from faultproxy import FaultProxy
 from seaweed import SeaweedServer
 from test_cli import DATE, MOVIES, SERIES, Run, keys_in, run_uploader, uploader_env
-from test_reliability import big_file, key_of, proxied_env, small_files
+from test_reliability import big_file, finish, key_of, proxied_env, small_files, start_uploader
+
+from s3_landing.flight import STOP_GRACE_SECONDS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -183,3 +188,30 @@ def test_check_refuses_what_would_write_or_contradict_it(
     assert run.code == 2
     (line,) = run.err.splitlines()
     assert line.startswith(f"upload_s3: error: {message}")
+
+
+def test_a_signal_ends_a_check_within_the_grace_even_while_a_multi_gb_file_is_being_hashed(
+    s3_server: SeaweedServer, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """The comparisons run in the uploads' loop (s3_landing/flight.py): after SIGTERM they get its grace (5 s), not
+    the time a multi-GB file takes to hash (about 30 s here for 6 GiB)."""
+    source = tmp_path / "data"
+    source.mkdir()
+    huge = source / "movies_huge.csv"
+    huge.touch()
+    os.truncate(huge, 6 * 1024**3)  # sparse: no disk, and read at memory speed
+    listed = f"<Contents><Key>{MOVIES}/{huge.name}</Key><Size>{huge.stat().st_size}</Size><ETag>&quot;{'e' * 32}-768"
+    listed += "&quot;</ETag></Contents></ListBucketResult>"  # a same-size object: the file must be read to compare
+    proxy.rewrite_listings = lambda body: body.replace(b"</ListBucketResult>", listed.encode())
+    access_key, secret_key = s3_server.creds["ro"]
+    env = proxied_env(s3_server, proxy, bucket, AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
+    process = start_uploader(["--source", str(source), "--check"], env)
+    proxy.wait_for(lambda request: "list-type=2" in request.target)
+    time.sleep(1.0)  # the hashing is under way
+    process.send_signal(signal.SIGTERM)
+    sent_at = time.monotonic()
+    run = finish(s3_server, process, timeout=60)
+    elapsed = time.monotonic() - sent_at
+    assert run.code == 143, run.out + run.err
+    assert elapsed < STOP_GRACE_SECONDS + 3, elapsed
+    assert "Verificação interrompida" in run.err
