@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 from datagen import write_many, write_movies, write_series
+from faultproxy import FaultProxy
 from hypothesis import given
 from hypothesis import strategies as st
 from seaweed import SeaweedServer
 from test_cli import DATE, SCRIPT, keys_in, run_uploader, uploader_env
+from test_reliability import big_file, proxied_env
 
 import s3_landing
 from s3_landing import config, discovery
@@ -113,6 +116,26 @@ def test_manifest_of_a_rerun_records_skips_and_failures(
         assert files[relative]["status"] == "failed"
         assert "map to the same key" in files[relative]["reason"]
     assert not any("/_manifests/" in key for key in keys_in(admin_s3, bucket))
+
+
+def test_a_large_file_skipped_after_a_head_is_recorded_with_its_content_details(
+    s3_server: SeaweedServer, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Issue 19, defect 1: when the listing gives no ETag and the bucket holds the same file of 16 MiB or more, the
+    skip is decided after a HEAD; the manifest records the file's own SHA-256 and rows (it recorded an empty
+    file's SHA-256 and rows 0 when the skip returned before the content was counted)."""
+    big = big_file(tmp_path)
+    env = proxied_env(s3_server, proxy, bucket)
+    assert run_uploader(s3_server, ["--source", str(tmp_path)], env).code == 0
+    proxy.rewrite_listings = lambda body: re.sub(rb"<ETag>.*?</ETag>", b"", body)
+    manifest = tmp_path.parent / f"{tmp_path.name}.json"
+    run = run_uploader(s3_server, ["--source", str(tmp_path), "--manifest-file", str(manifest)], env)
+    assert run.code == 0, run.err
+    assert run.summary().startswith("Resumo: 0 enviados, 1 ignorados sem alterações")
+    assert any(request.method == "HEAD" and big.name in request.target for request in proxy.requests)
+    [entry] = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    expected = expected_stats(big)
+    assert {name: entry[name] for name in expected} == expected
 
 
 @pytest.mark.parametrize("mode", [[], ["--check"]], ids=["upload", "check"])
