@@ -4,7 +4,8 @@ Walks a folder, classifies each CSV file as Movies or Series by its name, and up
 s3://<bucket>/<prefix>/<Movies|Series>/<YYYY>/<MM>/<DD>/<file name>. Unchanged files are skipped on re-runs.
 `upload_s3.py` (and the `upload-s3` command) run `s3_landing.cli`.
 
-Stages, each a module, imports flowing one way: cli -> report -> transfer -> discovery -> config.
+Stages, each a module, imports flowing one way: cli -> audit -> report -> manifest -> transfer -> discovery ->
+config -> objects -> errors (README, Development).
 """
 
 __version__ = "1.3.0"

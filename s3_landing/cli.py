@@ -14,37 +14,33 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Callable, NoReturn, TypeVar
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_landing.audit import Audit
-from s3_landing.config import (
-    VERBOSE,
+from s3_landing.config import VERBOSE, RunMode, Settings, check_manifest_file, check_source_folder, load_settings
+from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
+from s3_landing.errors import (
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    NOT_STARTED,
     ConfigError,
     FatalError,
-    Settings,
-    UsageError,
-    check_manifest_file,
-    check_source_folder,
-    load_settings,
-    new_session,
+    Interrupted,
+    UploadS3Error,
+    explain,
 )
-from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
 from s3_landing.flight import Flight
-from s3_landing.report import Event, ManifestWriter, ProgressTicker, Reporter, explain, utc_now
-from s3_landing.transfer.destination import Destination, abort_uploads_of_run, preflight, survey
-from s3_landing.transfer.files import NOT_STARTED, Interrupted, Outcome
+from s3_landing.manifest import ManifestWriter, utc_now
+from s3_landing.report import Console, Event, Reporter
+from s3_landing.transfer.destination import Destination, abort_uploads_of_run, new_session, preflight, survey
+from s3_landing.transfer.files import Outcome, Status
 from s3_landing.transfer.uploads import Transfer
 
 T = TypeVar("T")
 
 
 EMPTY_FOLDER_FIX = 'check LOCAL_DIR / --source; in Docker, mount the folder with -v "$PWD/data:/app/data.base:ro"'
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_FATAL = 2
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -79,10 +75,10 @@ def report_without_uploading(settings: Settings, reporter: Reporter, inventory: 
         if isinstance(item, Problem):
             reporter.problem(item)
         elif reason:
-            reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, reason))
+            reporter.outcome(Outcome(item.source.path, Status.FAILED, item.key, item.source.size, reason))
         else:
             reporter.announce(item)
-            reporter.outcome(Outcome(item.source.path, "planned", item.key, item.source.size))
+            reporter.outcome(Outcome(item.source.path, Status.PLANNED, item.key, item.source.size))
 
 
 def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: Callable[[], T]) -> T:
@@ -112,7 +108,7 @@ def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: C
 
 def not_confirmed(job: Job) -> Outcome:
     reason = "interrupted while it was being sent; the server did not confirm it"
-    return Outcome(job.source.path, "failed", job.key, job.source.size, reason)
+    return Outcome(job.source.path, Status.FAILED, job.key, job.source.size, reason)
 
 
 def upload_all(
@@ -123,17 +119,18 @@ def upload_all(
     except Interrupted:
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
-    transfer = Transfer(destination, settings, stop, reporter.add_bytes, run_id)
-    flight: Flight[Job, Outcome] = Flight(settings.concurrency, 2 * settings.concurrency, stop, reporter.outcome)
+    transfer = Transfer(destination, settings, stop, reporter.tally.add_bytes, run_id)
+    concurrency = settings.run.concurrency
+    flight: Flight[Job, Outcome] = Flight(concurrency, 2 * concurrency, stop, reporter.outcome)
     try:
-        with flight, ProgressTicker(reporter, settings.progress_interval):
+        with flight, reporter.ticker():
             for item in plan_jobs(settings, inventory, destination.remote):
                 if isinstance(item, Problem):
                     reporter.problem(item)
                     continue
                 flight.make_room()  # 100,000 files: not all queued
                 if stop.is_set():
-                    reporter.outcome(Outcome(item.source.path, "failed", item.key, item.source.size, NOT_STARTED))
+                    reporter.outcome(Outcome(item.source.path, Status.FAILED, item.key, item.source.size, NOT_STARTED))
                     continue
                 skipped = transfer.skip_if_unchanged(item)
                 if skipped is not None:
@@ -150,77 +147,87 @@ def upload_all(
 
 
 def new_run_id(settings: Settings) -> str:
-    shard = f"-shard{settings.shard.index}of{settings.shard.count}" if settings.shard.count > 1 else ""
-    return f"{utc_now():%Y%m%dT%H%M%SZ}{shard}-{uuid.uuid4().hex[:8]}"
+    shard = settings.source.shard
+    in_shards = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
+    return f"{utc_now():%Y%m%dT%H%M%SZ}{in_shards}-{uuid.uuid4().hex[:8]}"
 
 
-def check(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event, run_id: str) -> int:
+def check(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> int:
     """--check: read-only, no write probe; exit 0 only when every local file is present."""
     try:
         found = contact_unless_stopped(settings, stop, lambda: survey(settings, new_session(), write_check=False))
     except Interrupted:
         return EXIT_FATAL  # the signal's own exit code replaces it
-    present = Audit(settings, reporter, stop, run_id).run(inventory, found.client, found.remote)
+    present = Audit(settings, reporter, stop, reporter.manifest).run(inventory, found.client, found.remote)
     return EXIT_OK if present else EXIT_SOME_FAILED
 
 
-def run(settings: Settings, reporter: Reporter, stop: threading.Event) -> int:
-    check_source_folder(settings.source)
-    if not settings.dry_run:
-        check_manifest_file(settings.manifest_file)
-    inventory = take_inventory(settings.source, settings.shard, settings.follow_links_outside)
-    if not inventory.files_in_folder and settings.fail_if_empty:
-        raise ConfigError(f"no CSV file in {settings.source} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")
-    reporter.expect(inventory.files, inventory.bytes)
-    run_id = new_run_id(settings)  # in the manifest and on every object (x-amz-meta-run-id)
-    if settings.records_content and not (settings.dry_run or settings.check):
-        reporter.manifest = ManifestWriter(settings, run_id)
+def run(settings: Settings, reporter: Reporter, stop: threading.Event, run_id: str) -> int:
+    check_source_folder(settings.source.folder)
+    if settings.run.mode is not RunMode.DRY_RUN:
+        check_manifest_file(settings.output.manifest_file)
+    inventory = take_inventory(settings.source.folder, settings.source.shard, settings.source.follow_links_outside)
+    if not inventory.files_in_folder and settings.source.fail_if_empty:
+        raise ConfigError(f"no CSV file in {settings.source.folder} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")
+    reporter.tally.expected_files, reporter.tally.expected_bytes = inventory.files, inventory.bytes
     if not inventory.files:
         reporter.no_files(inventory.files_in_folder, EMPTY_FOLDER_FIX)
-    if settings.check:
-        return check(settings, reporter, inventory, stop, run_id)
+    if settings.run.mode is RunMode.CHECK:
+        return check(settings, reporter, inventory, stop)
     destination = None
-    if settings.dry_run or not (inventory.files or settings.manifest):
+    if settings.run.mode is RunMode.DRY_RUN or not (inventory.files or settings.output.manifest_to_bucket):
         report_without_uploading(settings, reporter, inventory)
     else:
         destination = upload_all(settings, reporter, inventory, stop, run_id)
     if stop.is_set():
         reporter.emit(Event("interrupted", "Execução interrompida: nenhum arquivo novo foi iniciado depois do sinal"))
     manifest = reporter.manifest
-    if manifest is not None and not reporter.save_manifest(lambda: manifest.save(reporter.tally, destination)):
-        reporter.tally.failed += 1
+    if manifest is not None and not reporter.save_manifest(
+        lambda: manifest.save(reporter.manifest_summary(), destination)
+    ):
+        reporter.tally.counts[Status.FAILED] += 1
     reporter.summary()
-    return EXIT_SOME_FAILED if reporter.tally.failed else EXIT_OK
+    return EXIT_SOME_FAILED if reporter.tally[Status.FAILED] else EXIT_OK
+
+
+def manifest_writer(settings: Settings, run_id: str) -> ManifestWriter | None:
+    """Uploads and --check write one where it was asked for; a dry run writes none."""
+    if settings.output.records_content and settings.run.mode is not RunMode.DRY_RUN:
+        return ManifestWriter(settings, run_id)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the uploader; returns the exit code (see --help)."""
-    reporter = Reporter()
+    console, reporter = Console(), None
     try:
         settings = load_settings(argv)
-        reporter.settings = settings
+        console = Console(settings.output)
+        run_id = new_run_id(settings)  # in the manifest and on every object (x-amz-meta-run-id)
+        reporter = Reporter(settings, console, manifest_writer(settings, run_id))
         with StopOnSignal() as stopper:
-            code = run(settings, reporter, stopper.event)
+            code = run(settings, reporter, stopper.event, run_id)
     except SystemExit as exit_request:  # --help and --version
         return int(exit_request.code or 0)
-    except (UsageError, ConfigError, FatalError) as error:
-        reporter.fatal(str(error))
-        return EXIT_FATAL
+    except UploadS3Error as error:
+        console.fatal(str(error))
+        return error.exit_code
     except Exception as error:  # noqa: BLE001 - whatever went wrong still ends as one line and a meaningful code
-        return report_unexpected(reporter, error)
+        return report_unexpected(console, reporter, error)
     if stopper.signal_number is not None:
         return EXIT_BY_SIGNAL[signal.Signals(stopper.signal_number)]
     return code
 
 
-def report_unexpected(reporter: Reporter, error: Exception) -> int:
+def report_unexpected(console: Console, reporter: Reporter | None, error: Exception) -> int:
     """A failure nobody foresaw: one line (the traceback only with --verbose); exit 1 if files were attempted,
     since some may have landed, else 2."""
-    if reporter.verbosity == VERBOSE:
+    if console.verbosity == VERBOSE:
         traceback.print_exc()
-    hint = "" if reporter.verbosity == VERBOSE else " (run again with --verbose for the traceback)"
-    reporter.fatal(f"unexpected error: {type(error).__name__}: {error}{hint}")
-    return EXIT_SOME_FAILED if reporter.tally.files_done or reporter.started else EXIT_FATAL
+    hint = "" if console.verbosity == VERBOSE else " (run again with --verbose for the traceback)"
+    console.fatal(f"unexpected error: {type(error).__name__}: {error}{hint}")
+    attempted = reporter is not None and (reporter.tally.files_done or reporter.started)
+    return EXIT_SOME_FAILED if attempted else EXIT_FATAL
 
 
 def entry() -> NoReturn:

@@ -206,7 +206,7 @@ def object_key(prefix: str, date: dt.date, file_name: str) -> str:
 
 
 def manifest_key(settings: Settings, run_id: str) -> str:
-    return date_folder(settings.prefix, "_manifests", settings.date) + f"{run_id}.json"
+    return date_folder(settings.target.prefix, "_manifests", settings.target.date) + f"{run_id}.json"
 
 
 def key_problem(key: str) -> str | None:
@@ -225,15 +225,15 @@ APPEARED = "appeared after the run counted the folder's files: left for the next
 def plan_jobs(settings: Settings, inventory: Inventory, remote: dict[str, RemoteObject]) -> Iterator[Job | Problem]:
     """One Job per uploadable file of this shard that the inventory counted; a Problem for anything that cannot go
     (collisions too), or that the inventory did not see (a file that appeared since)."""
-    for item in walk_csv_files(settings.source, settings.follow_links_outside):
-        if not settings.shard.owns(item.path.name):
+    for item in walk_csv_files(settings.source.folder, settings.source.follow_links_outside):
+        if not settings.source.shard.owns(item.path.name):
             continue
         if isinstance(item, Problem):
             yield item
             continue
         if "\\" in item.name:
             yield Problem(item.path, BACKSLASH_WARNING, fails_run=False)
-        key = object_key(settings.prefix, settings.date, item.name)
+        key = object_key(settings.target.prefix, settings.target.date, item.name)
         problem = key_problem(key)
         count = inventory.names.get(item.name, 0)
         if problem is not None:
@@ -256,7 +256,7 @@ def list_remote_objects(client: S3Client, bucket: str, folder: str) -> dict[str,
 
 
 def today_folders(settings: Settings) -> list[str]:
-    return [date_folder(settings.prefix, category, settings.date) for category in ("Movies", "Series")]
+    return [date_folder(settings.target.prefix, category, settings.target.date) for category in ("Movies", "Series")]
 
 
 def part_size_for(size: int) -> int:

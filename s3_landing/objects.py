@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
+from s3_landing.errors import ConfigError
+
 SSE_MODES = ("AES256", "aws:kms")
 CANNED_ACLS = (
     "private",
@@ -29,10 +31,6 @@ SHA256_HEX_DIGITS = 64
 
 # The lineage contract: the names under which every object carries its lineage (README, Lineage).
 META_SHA256, META_RUN_ID, META_SOURCE_PATH = "sha256", "run-id", "source-path"
-
-
-class OptionError(ValueError):
-    """A write option breaks S3's rules; the message says which and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -66,18 +64,27 @@ class WriteOptions:
         return urlencode(self.tags, quote_via=quote)
 
 
+def check_write_options(options: WriteOptions) -> WriteOptions:
+    """Every option by S3's rules, before anything is sent (ConfigError names the first one broken)."""
+    check_tags(options.tags)
+    check_sse(options.sse, options.sse_kms_key_id, options.sse_bucket_key)
+    check_storage_class(options.storage_class)
+    check_acl(options.acl)
+    return options
+
+
 def check_sse(sse: str, kms_key_id: str, bucket_key: bool) -> None:
     if sse and sse not in SSE_MODES:
-        raise OptionError(f"SSE={sse!r} is not AES256 or aws:kms: write one of them exactly (--sse)")
+        raise ConfigError(f"SSE={sse!r} is not AES256 or aws:kms: write one of them exactly (--sse)")
     if kms_key_id and sse != "aws:kms":
-        raise OptionError("SSE_KMS_KEY_ID is set but SSE is not aws:kms: add --sse aws:kms (or SSE=aws:kms)")
+        raise ConfigError("SSE_KMS_KEY_ID is set but SSE is not aws:kms: add --sse aws:kms (or SSE=aws:kms)")
     if bucket_key and sse != "aws:kms":
-        raise OptionError("SSE_BUCKET_KEY applies to SSE-KMS only: add --sse aws:kms (or SSE=aws:kms)")
+        raise ConfigError("SSE_BUCKET_KEY applies to SSE-KMS only: add --sse aws:kms (or SSE=aws:kms)")
 
 
 def check_storage_class(storage_class: str) -> None:
     if storage_class and not STORAGE_CLASS_SYNTAX.fullmatch(storage_class):
-        raise OptionError(
+        raise ConfigError(
             f"STORAGE_CLASS={storage_class!r} is not a storage class name: capitals, digits and '_', "
             "e.g. STANDARD_IA or INTELLIGENT_TIERING (--storage-class)"
         )
@@ -85,30 +92,30 @@ def check_storage_class(storage_class: str) -> None:
 
 def check_acl(acl: str) -> None:
     if acl and acl not in CANNED_ACLS:
-        raise OptionError(f"OBJECT_ACL={acl!r} is not a canned ACL: use one of {', '.join(CANNED_ACLS)} (--acl)")
+        raise ConfigError(f"OBJECT_ACL={acl!r} is not a canned ACL: use one of {', '.join(CANNED_ACLS)} (--acl)")
 
 
 def check_tags(tags: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """S3's rules for object tags: at most 10, keys of 1 to 128 characters and values of up to 256, no aws: prefix,
     no key twice, letters, digits, space and + - = . _ : / @ only."""
     if len(tags) > MAX_TAGS:
-        raise OptionError(f"{len(tags)} tags given: S3 takes at most {MAX_TAGS} per object (--tag, OBJECT_TAGS)")
+        raise ConfigError(f"{len(tags)} tags given: S3 takes at most {MAX_TAGS} per object (--tag, OBJECT_TAGS)")
     seen: set[str] = set()
     for key, value in tags:
         if not 1 <= len(key) <= MAX_TAG_KEY:
-            raise OptionError(f"tag key {key!r} must have 1 to {MAX_TAG_KEY} characters (--tag, OBJECT_TAGS)")
+            raise ConfigError(f"tag key {key!r} must have 1 to {MAX_TAG_KEY} characters (--tag, OBJECT_TAGS)")
         if len(value) > MAX_TAG_VALUE:
-            raise OptionError(f"the value of tag {key!r} has more than {MAX_TAG_VALUE} characters")
+            raise ConfigError(f"the value of tag {key!r} has more than {MAX_TAG_VALUE} characters")
         if key.lower().startswith("aws:"):
-            raise OptionError(f"tag key {key!r} starts with aws:, which S3 keeps for AWS: choose another key")
+            raise ConfigError(f"tag key {key!r} starts with aws:, which S3 keeps for AWS: choose another key")
         for text in (key, value):
             if not TAG_TEXT.fullmatch(text):
-                raise OptionError(
+                raise ConfigError(
                     f"tag {key}={value} holds a character S3 does not take in tags: use letters, digits, "
                     "space and + - = . _ : / @"
                 )
         if key in seen:
-            raise OptionError(f"tag key {key!r} is given twice: give each key once")
+            raise ConfigError(f"tag key {key!r} is given twice: give each key once")
         seen.add(key)
     return tuple(tags)
 
@@ -119,7 +126,7 @@ def parse_tag_flags(flags: Sequence[str]) -> list[tuple[str, str]]:
     for flag in flags:
         key, equals, value = flag.partition("=")
         if not equals:
-            raise OptionError(f"--tag {flag!r} is not KEY=VALUE: write it as --tag team=data")
+            raise ConfigError(f"--tag {flag!r} is not KEY=VALUE: write it as --tag team=data")
         pairs.append((key, value))
     return pairs
 
@@ -131,7 +138,7 @@ def parse_tag_variable(text: str) -> list[tuple[str, str]]:
     try:
         return parse_qsl(text, keep_blank_values=True, strict_parsing=True)
     except ValueError:
-        raise OptionError(
+        raise ConfigError(
             f"OBJECT_TAGS={text!r} is not KEY=VALUE pairs joined by '&', e.g. team=data&source=imdb"
         ) from None
 

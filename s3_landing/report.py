@@ -1,52 +1,38 @@
-"""What the user sees: one-line messages, console and JSON events, progress and the run manifest."""
+"""What the user sees. A Console prints events (the challenge's lines in Portuguese, or JSON); a Tally counts what
+became of the files; a ProgressTicker tells how far the run is; the Reporter turns each outcome into its line, its
+count and its manifest entry."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
-import ssl
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ProxyConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
-from s3_landing import __version__
-from s3_landing.config import NORMAL, QUIET, VERBOSE, ConfigError, Settings
-from s3_landing.discovery import Job, Problem, manifest_key
-from s3_landing.transfer.destination import Destination
-from s3_landing.transfer.engine import EngineError, S3Failure
-from s3_landing.transfer.files import NOT_STARTED, FileChanged, Interrupted, Outcome
-from s3_landing.transfer.uploads import HEAD_REFUSED, NOT_PROVEN, SENT_WITHOUT_PROOF, StoredBytesDiffer, write_document
+from s3_landing.config import QUIET, VERBOSE, Output, RunMode, Settings
+from s3_landing.discovery import Job, Problem
+from s3_landing.errors import NOT_STARTED, explain
+from s3_landing.manifest import ManifestWriter, outcome_entry, utc_now
+from s3_landing.transfer.files import Outcome, Status
+from s3_landing.transfer.uploads import HEAD_REFUSED, NOT_PROVEN, SENT_WITHOUT_PROOF
 
 SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 URL_QUERY = re.compile(r"(https?://[^\s?\"']*)\?[^\s\"']*")
-CREDENTIAL_CODES = {
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "InvalidToken",
-    "ExpiredToken",
-    "TokenRefreshRequired",
+UNPROVEN_BECAUSE = {
+    NOT_PROVEN: "arquivos enviados de novo: nothing proves their same-size objects hold the file's bytes (no MD5 "
+    "ETag, and no checksum the store checked), so an unchanged file cannot be told from a changed one",
+    HEAD_REFUSED: "arquivos enviados de novo: their objects' ETags are not an MD5 of the file (changed, or encrypted "
+    "with SSE-KMS) and reading the object (HEAD) was refused; grant s3:GetObject to make re-runs content-exact "
+    "(README, IAM policy)",
+    SENT_WITHOUT_PROOF: "arquivos enviados sem prova: the objects' ETags are no MD5s here (KMS encryption) and the "
+    "store does not check x-amz-checksum-sha256, so nothing proves the bytes it stored (README, Integrity)",
 }
 
 
@@ -71,102 +57,9 @@ def redact(text: str) -> str:
     return text
 
 
-def causes(error: BaseException) -> Iterator[BaseException]:
-    """error and what it wraps: botocore's `error` argument, urllib3's wrapped exception, Python's chain."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        wrapped = current.kwargs.get("error") if isinstance(current, BotoCoreError) else None
-        if wrapped is None and current.args and isinstance(current.args[0], BaseException):
-            wrapped = current.args[0]
-        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__ or current.__context__
-
-
-def is_certificate_failure(error: BaseException) -> bool:
-    """A certificate that does not verify (botocore's calls): permanent, unlike a TLS connection closed mid-send."""
-    return any(isinstance(cause, (ssl.SSLCertVerificationError, ssl.CertificateError)) for cause in causes(error))
-
-
-def explain_code(code: str, message: str, settings: Settings) -> str:
-    """S3's error code (and message) in words, with the fix where there is one."""
-    where = f"s3://{settings.bucket}/{settings.prefix}"
-    if code == "NoSuchBucket":
-        return f"bucket {settings.bucket!r} does not exist: create it or correct BUCKET_NAME / --bucket"
-    if code in CREDENTIAL_CODES:
-        return (
-            f"credentials rejected ({code}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and "
-            "AWS_SESSION_TOKEN (or AWS_PROFILE) for this endpoint"
-        )
-    if code in ("AccessDenied", "403", "AllAccessDisabled"):
-        kms = " (and kms:GenerateDataKey and kms:Decrypt on the KMS key)" if "kms" in message.lower() else ""
-        return (
-            f"access denied on {where} ({code}): the identity needs s3:ListBucket, s3:PutObject and "
-            f"s3:AbortMultipartUpload there{kms} (see the README's IAM policy)"
-        )
-    if code in (
-        "PermanentRedirect",
-        "AuthorizationHeaderMalformed",
-        "AuthorizationQueryParametersError",
-        "IllegalLocationConstraintException",
-    ):
-        return f"bucket {settings.bucket!r} is in another region ({code}): set AWS_REGION to the bucket's region"
-    return f"S3 answered {code}: {message}".rstrip(": ")
-
-
-def explain_failure(failure: S3Failure, settings: Settings) -> str:
-    """A write the engine could not do: S3's answer, or why none came (after obstore's retries)."""
-    endpoint = settings.endpoint_url or "the S3 endpoint"
-    if failure.status is not None:
-        text = explain_code(failure.code, failure.message, settings)
-        return text if failure.status < 500 else f"{text} (after {settings.max_attempts} attempts)"
-    if failure.kind == "certificate":
-        return "TLS certificate not trusted: for a private CA set AWS_CA_BUNDLE to its PEM file"
-    if failure.kind == "unreachable":
-        return f"cannot reach {endpoint}: check AWS_ENDPOINT_URL / --endpoint-url and the network"
-    if failure.kind == "timeout":
-        return "the server stopped answering (read timeout), so the upload is not confirmed: run again to check"
-    return (
-        f"the connection to {endpoint} failed on every attempt, so the upload is not confirmed: check the network "
-        "and run again"
-    )
-
-
-def explain(error: BaseException, settings: Settings) -> str:
-    """One line naming the cause and, where there is one, the fix; never a secret."""
-    endpoint = settings.endpoint_url or "the S3 endpoint"
-    if isinstance(error, EngineError):
-        text = explain_failure(error.failure, settings)
-    elif isinstance(error, ClientError):
-        details = error.response.get("Error", {})
-        text = explain_code(details.get("Code", "Unknown"), details.get("Message", ""), settings)
-    elif isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-        text = "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or use a role"
-    elif isinstance(error, ProfileNotFound):
-        text = f"{error}: fix AWS_PROFILE or ~/.aws/config"
-    elif isinstance(error, SSLError) or is_certificate_failure(error):
-        text = "TLS certificate not trusted: for a private CA set AWS_CA_BUNDLE to its PEM file"
-    elif isinstance(error, ProxyConnectionError):
-        text = f"{error}: check HTTPS_PROXY / HTTP_PROXY and NO_PROXY"
-    elif isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
-        text = f"cannot reach {endpoint}: check AWS_ENDPOINT_URL / --endpoint-url and the network"
-    elif isinstance(error, ReadTimeoutError):
-        text = "the server stopped answering (read timeout), so the upload is not confirmed: run again to check"
-    elif isinstance(error, (HTTPClientError, BotoConnectionError)):
-        text = (
-            f"the connection to {endpoint} failed ({type(error).__name__}) on every attempt, so the upload is not "
-            "confirmed: check the network and run again"
-        )
-    elif isinstance(error, FileChanged):
-        text = f"file {error}; it was not reported as sent: run again once it is stable"
-    elif isinstance(error, (Interrupted, StoredBytesDiffer)):
-        text = str(error) or NOT_STARTED
-    elif isinstance(error, OSError):
-        text = f"cannot read the file ({error.strerror or error}): fix its permissions or remove it"
-    else:
-        text = f"{type(error).__name__}: {error}"
-    return printable(redact(text))
+def in_words(error: BaseException, settings: Settings) -> str:
+    """explain()'s line, as it may be printed: escaped, secrets masked."""
+    return printable(redact(explain(error, settings)))
 
 
 def human_bytes(amount: float) -> str:
@@ -175,130 +68,6 @@ def human_bytes(amount: float) -> str:
             return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{amount:.1f} GiB"
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-@dataclass
-class Tally:
-    uploaded: int = 0
-    skipped: int = 0
-    failed: int = 0
-    planned: int = 0
-    bytes_sent: int = 0
-    files_done: int = 0
-    bytes_done: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-
-class ManifestWriter:
-    """The run's lineage record; file entries go to a temporary file so memory does not grow with their number."""
-
-    def __init__(self, settings: Settings, run_id: str) -> None:
-        self.settings = settings
-        self.run_id = run_id
-        self.started_at = utc_now()
-        try:
-            self.entries = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed by save()
-        except OSError as error:
-            raise ConfigError(
-                f"no writable temporary folder for the manifest ({error.strerror or error}): set TMPDIR, "
-                "or give the container one (docker run --tmpfs /tmp)"
-            ) from None
-        self.lock = threading.Lock()
-
-    def add(self, outcome: Outcome) -> None:
-        stats = outcome.stats or {"sha256": None, "header": None, "delimiter": None, "rows": None}
-        receipt = outcome.receipt
-        entry = {
-            "path": os.path.relpath(outcome.path, self.settings.source),
-            "key": outcome.key,
-            "size": outcome.size,
-            "status": outcome.status,
-            "reason": outcome.reason or None,
-            **stats,
-            "etag": receipt.etag if receipt else None,
-            "version_id": receipt.version_id if receipt else None,
-            "checksum_sha256": (receipt.checksum_sha256 or None) if receipt else None,
-            "proof": (receipt.proof or None) if receipt else None,
-        }
-        self.add_entry(entry)
-
-    def add_entry(self, entry: dict[str, Any]) -> None:
-        with self.lock:
-            self.entries.write(json.dumps(entry, ensure_ascii=True) + "\n")
-
-    def run_record(self, tally: Tally) -> dict[str, Any]:
-        settings = self.settings
-        return {
-            "manifest_version": 1,
-            "run": {
-                "id": self.run_id,
-                "started_at": self.started_at.isoformat(timespec="seconds"),
-                "ended_at": utc_now().isoformat(timespec="seconds"),
-                "program": "upload_s3",
-                "version": __version__,
-                "source": str(settings.source),
-                "bucket": settings.bucket,
-                "prefix": settings.prefix,
-                "date": settings.date.isoformat(),
-                "shard": {"index": settings.shard.index, "count": settings.shard.count},
-            },
-            "summary": {
-                "uploaded": tally.uploaded,
-                "skipped": tally.skipped,
-                "failed": tally.failed,
-                "bytes_uploaded": tally.bytes_sent,
-            },
-        }
-
-    def write(self, handle: TextIO, record: dict[str, Any]) -> None:
-        head = json.dumps(record, ensure_ascii=True, indent=1)
-        handle.write(head[: head.rindex("}")].rstrip() + ',\n "files": [')
-        self.entries.seek(0)
-        for number, line in enumerate(self.entries):
-            handle.write(("\n  " if number == 0 else ",\n  ") + line.rstrip("\n"))
-        handle.write("\n ]\n}\n")
-
-    def save(self, tally: Tally, destination: Destination | None) -> list[tuple[str, BaseException | None]]:
-        """Write the manifest where it was asked for (the same document everywhere), each place whatever became of
-        the other; returns each place with the error that kept it from being written, if one did."""
-        record = self.run_record(tally)
-        places: list[tuple[str, Callable[[], None]]] = []
-        if self.settings.manifest_file is not None:
-            places.append((str(self.settings.manifest_file), lambda: self.write_file(record)))
-        if self.settings.manifest and destination is not None:
-            key = manifest_key(self.settings, self.run_id)
-            places.append((f"s3://{self.settings.bucket}/{key}", lambda: self.write_object(record, destination, key)))
-        try:
-            return [(place, failure_of(write)) for place, write in places]
-        finally:
-            self.entries.close()
-
-    def write_file(self, record: dict[str, Any]) -> None:
-        assert self.settings.manifest_file is not None
-        target = self.settings.manifest_file
-        partial = target.with_name(target.name + ".partial")
-        with partial.open("w", encoding="utf-8") as handle:
-            self.write(handle, record)
-        partial.replace(target)
-
-    def write_object(self, record: dict[str, Any], destination: Destination, key: str) -> None:
-        with tempfile.TemporaryFile(mode="w+b") as buffer:
-            with open(buffer.fileno(), "w", encoding="utf-8", closefd=False) as text:
-                self.write(text, record)
-            buffer.seek(0)
-            write_document(destination, self.settings, key, buffer, "application/json")
-
-
-def failure_of(write: Callable[[], None]) -> BaseException | None:
-    try:
-        write()
-    except (BotoCoreError, ClientError, EngineError, OSError) as error:
-        return error
-    return None
 
 
 @dataclass(frozen=True)
@@ -318,7 +87,7 @@ class Event:
     @staticmethod
     def about(outcome: Outcome, name: str, text: str, level: str = "info") -> Event:
         error = outcome.reason or None
-        return Event(name, text, level, outcome.path, outcome.key, outcome.size, outcome.status, error)
+        return Event(name, text, level, outcome.path, outcome.key, outcome.size, outcome.status.value, error)
 
     def as_json(self) -> str:
         record: dict[str, object] = {"time": utc_now().isoformat(timespec="milliseconds"), "level": self.level}
@@ -327,49 +96,26 @@ class Event:
         return json.dumps(record, ensure_ascii=True)
 
 
-UNPROVEN_BECAUSE = {
-    NOT_PROVEN: "arquivos enviados de novo: nothing proves their same-size objects hold the file's bytes (no MD5 "
-    "ETag, and no checksum the store checked), so an unchanged file cannot be told from a changed one",
-    HEAD_REFUSED: "arquivos enviados de novo: their objects' ETags are not an MD5 of the file (changed, or encrypted "
-    "with SSE-KMS) and reading the object (HEAD) was refused; grant s3:GetObject to make re-runs content-exact "
-    "(README, IAM policy)",
-    SENT_WITHOUT_PROOF: "arquivos enviados sem prova: the objects' ETags are no MD5s here (KMS encryption) and the "
-    "store does not check x-amz-checksum-sha256, so nothing proves the bytes it stored (README, Integrity)",
-}
+class Console:
+    """Prints events, flushed at once and safe across threads: errors and warnings to standard error, the rest to
+    standard output; with --quiet only errors, warnings and the closing lines. On a terminal the progress line is
+    updated in place."""
 
-
-class Reporter:
-    """Console lines of the challenge (in Portuguese) or JSON lines; flushed at once, safe across threads."""
-
-    def __init__(self, settings: Settings | None = None, out: TextIO | None = None, err: TextIO | None = None) -> None:
-        self.settings = settings
+    def __init__(self, output: Output | None = None, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.output = output or Output()
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.tally = Tally()
         self.lock = threading.Lock()
-        self.manifest: ManifestWriter | None = None
-        self.total_files = 0
-        self.total_bytes = 0
         self.progress_on_screen = False
-        self.started = 0
-        self.not_started = 0  # with --quiet, files not started after a signal are counted, not listed
-
-    @property
-    def as_json(self) -> bool:
-        return self.settings is not None and self.settings.log_format == "json"
 
     @property
     def verbosity(self) -> int:
-        return self.settings.verbosity if self.settings else NORMAL
-
-    @property
-    def dry_run(self) -> bool:
-        return self.settings is not None and self.settings.dry_run
+        return self.output.verbosity
 
     def emit(self, event: Event) -> None:
         if self.verbosity == QUIET and event.level == "info" and event.name not in ("done", "summary"):
             return
-        line = redact(event.as_json() if self.as_json else event.text)
+        line = redact(event.as_json() if self.output.log_format == "json" else event.text)
         self.write_line(line, self.err if event.level in ("error", "warning") else self.out)
 
     def write_line(self, line: str, stream: TextIO) -> None:
@@ -379,19 +125,121 @@ class Reporter:
                 self.progress_on_screen = False
             print(line, file=stream, flush=True)
 
+    def progress(self, text: str, numbers: dict[str, object]) -> None:
+        if self.output.log_format != "json" and self.out.isatty():
+            with self.lock:
+                self.out.write("\r" + text + "\x1b[K")
+                self.out.flush()
+                self.progress_on_screen = True
+        else:
+            self.emit(Event("progress", text, extra=numbers))
+
+    def fatal(self, message: str) -> None:
+        message = printable(message)
+        self.emit(Event("fatal", f"upload_s3: error: {message}", "error", error=message))
+
+
+@dataclass
+class Tally:
+    """What became of the run's files, and its bytes; owned by the run, safe across threads."""
+
+    counts: Counter[Status] = field(default_factory=Counter)
+    bytes_sent: int = 0
+    files_done: int = 0
+    bytes_done: int = 0
+    expected_files: int = 0
+    expected_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __getitem__(self, status: Status) -> int:
+        return self.counts[status]
+
+    def count(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.counts[outcome.status] += 1
+            self.bytes_sent += outcome.bytes_sent
+            self.files_done += 1
+
+    def add_bytes(self, amount: int) -> None:
+        with self.lock:
+            self.bytes_done += amount
+
+
+class ProgressTicker:
+    """A progress line every few seconds while files are uploaded."""
+
+    def __init__(self, console: Console, tally: Tally, interval: float) -> None:
+        self.console = console
+        self.tally = tally
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.tick, name="progress", daemon=True)
+
+    def tick(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.show()
+
+    def show(self) -> None:
+        tally, elapsed = self.tally, max(time.monotonic() - self.tally.started, 1e-6)
+        rate = tally.bytes_done / elapsed
+        left = (tally.expected_bytes - tally.bytes_done) / rate if rate else None
+        text = (
+            f"Progresso: {tally.files_done}/{tally.expected_files} arquivos, {human_bytes(tally.bytes_done)} de "
+            f"{human_bytes(tally.expected_bytes)}, {human_bytes(rate)}/s, "
+            + (f"faltam ~{left:.0f} s" if left is not None else "calculando o tempo restante")
+        )
+        numbers: dict[str, object] = {"files_done": tally.files_done, "files_total": tally.expected_files}
+        numbers.update({"bytes_done": tally.bytes_done, "bytes_total": tally.expected_bytes})
+        numbers.update({"bytes_per_second": round(rate), "seconds_left": left and round(left, 1)})
+        self.console.progress(text, numbers)
+
+    def __enter__(self) -> ProgressTicker:
+        if self.interval > 0 and self.console.verbosity != QUIET:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+
+class Reporter:
+    """Each outcome as its line, its count in the tally and, when a manifest is written, its entry."""
+
+    def __init__(self, settings: Settings, console: Console, manifest: ManifestWriter | None = None) -> None:
+        self.settings = settings
+        self.console = console
+        self.emit = console.emit
+        self.tally = Tally()
+        self.manifest = manifest
+        self.started = 0
+        self.not_started = 0  # with --quiet, files not started after a signal are counted, not listed
+        self.lock = threading.Lock()
+
+    @property
+    def dry_run(self) -> bool:
+        return self.settings.run.mode is RunMode.DRY_RUN
+
+    def url(self, key: str | None) -> str:
+        return printable(f"s3://{self.settings.target.bucket}/{key or ''}")
+
+    def ticker(self) -> ProgressTicker:
+        return ProgressTicker(self.console, self.tally, self.settings.output.progress_interval)
+
     def save_manifest(self, save: Callable[[], list[tuple[str, BaseException | None]]]) -> bool:
-        """Run save (a manifest writer's) and name where the manifest went, or one error line for each place it
+        """Run save (the manifest writer's) and name where the manifest went, or one error line for each place it
         could not be written; False when any could not."""
-        assert self.settings is not None  # manifests are only written once settings are known
         saved = True
         for place, error in save():
             if error is None:
                 self.emit(Event("manifest", f"Manifesto gravado: {printable(place)}", key=place))
                 continue
             reason = (error.strerror or str(error)) if isinstance(error, OSError) else explain(error, self.settings)
-            message = printable(f"cannot write {place} ({reason})")
+            message = printable(redact(f"cannot write {place} ({reason})"))
             text = f"Erro ao gravar o manifesto: {message}"
-            self.emit(Event("failed", text, "error", status="failed", error=message))
+            self.emit(Event("failed", text, "error", status=Status.FAILED.value, error=message))
             saved = False
         return saved
 
@@ -412,22 +260,13 @@ class Reporter:
             )
             self.emit(Event("warning", text, "warning", key=key))
 
-    def fatal(self, message: str) -> None:
-        message = printable(message)
-        self.emit(Event("fatal", f"upload_s3: error: {message}", "error", error=message))
-
-    def url(self, key: str | None) -> str:
-        assert self.settings is not None
-        return printable(f"s3://{self.settings.bucket}/{key or ''}")
-
     def no_files(self, files_in_folder: int, fix: str) -> None:
         """This shard has no file to send: the folder is empty, or the other shards have them all. (Files that
         cannot be sent are named on their own error lines.)"""
-        assert self.settings is not None
-        source = printable(str(self.settings.source))
+        source = printable(str(self.settings.source.folder))
         if not files_in_folder:
             text = f"Nenhum arquivo CSV para enviar em {source}: the folder has no *.csv file ({fix})"
-        elif self.settings.shard.count > 1:
+        elif self.settings.source.shard.count > 1:
             text = f"Nenhum arquivo CSV para enviar em {source}: none of its {files_in_folder} falls to this shard"
         else:
             return
@@ -437,114 +276,66 @@ class Reporter:
         if not self.dry_run:
             with self.lock:
                 self.started += 1
-        marker, status = ("[dry-run] ", "planned") if self.dry_run else ("", "started")
+        marker, status = ("[dry-run] ", Status.PLANNED.value) if self.dry_run else ("", "started")
         text = f"{marker}Iniciando upload de {printable(str(job.source.path))} para {self.url(job.key)}"
         self.emit(Event("start", text, path=job.source.path, key=job.key, size=job.source.size, status=status))
 
     def problem(self, problem: Problem) -> None:
         reason = printable(problem.reason)
         if problem.fails_run:
-            self.outcome(Outcome(problem.path, "failed", reason=reason))
+            self.outcome(Outcome(problem.path, Status.FAILED, reason=reason))
         else:
             text = f"Aviso: {printable(str(problem.path))}: {reason}"
             self.emit(Event("warning", text, "warning", problem.path, error=reason))
 
     def outcome(self, outcome: Outcome) -> None:
         if outcome.error is not None and not outcome.reason:
-            assert self.settings is not None  # files are only handled once settings are known
-            outcome = replace(outcome, reason=explain(outcome.error, self.settings))
-        self.count(outcome)
+            outcome = replace(outcome, reason=in_words(outcome.error, self.settings))
+        self.tally.count(outcome)
         if self.manifest is not None:
-            self.manifest.add(outcome)
+            self.manifest.add(outcome_entry(outcome, self.settings.source.folder))
         local = printable(str(outcome.path))
-        if outcome.status == "uploaded":
+        if outcome.status is Status.UPLOADED:
             self.emit(Event.about(outcome, "uploaded", f"Arquivo enviado: {local} -> {self.url(outcome.key)}"))
             if outcome.warning:
                 text = f"Aviso: {local}: {outcome.warning}"
                 self.emit(Event("warning", text, "warning", outcome.path, error=outcome.warning))
-        elif outcome.status == "skipped":
-            why = " (same size and ETag as the object in the bucket)" if self.verbosity == VERBOSE else ""
+        elif outcome.status is Status.SKIPPED:
+            why = " (same size and ETag as the object in the bucket)" if self.console.verbosity == VERBOSE else ""
             text = f"Arquivo sem alterações, ignorado: {local} = {self.url(outcome.key)}{why}"
             self.emit(Event.about(outcome, "skipped", text))
-        elif outcome.status == "failed" and self.verbosity == QUIET and outcome.reason == NOT_STARTED:
+        elif outcome.status is Status.FAILED and self.console.verbosity == QUIET and outcome.reason == NOT_STARTED:
             with self.lock:
                 self.not_started += 1  # after a signal there may be thousands: one line in the summary instead
-        elif outcome.status == "failed":
+        elif outcome.status is Status.FAILED:
             self.emit(Event.about(outcome, "failed", f"Erro ao enviar {local}: {outcome.reason}", "error"))
-
-    def count(self, outcome: Outcome) -> None:
-        with self.lock:
-            tally = self.tally
-            setattr(tally, outcome.status, getattr(tally, outcome.status) + 1)  # statuses name Tally's counters
-            tally.bytes_sent += outcome.bytes_sent
-            tally.files_done += 1
-
-    def expect(self, files: int, size: int) -> None:
-        self.total_files, self.total_bytes = files, size
-
-    def add_bytes(self, amount: int) -> None:
-        with self.lock:
-            self.tally.bytes_done += amount
-
-    def progress(self) -> None:
-        tally, elapsed = self.tally, max(time.monotonic() - self.tally.started, 1e-6)
-        rate = tally.bytes_done / elapsed
-        left = (self.total_bytes - tally.bytes_done) / rate if rate else None
-        text = (
-            f"Progresso: {tally.files_done}/{self.total_files} arquivos, {human_bytes(tally.bytes_done)} de "
-            f"{human_bytes(self.total_bytes)}, {human_bytes(rate)}/s, "
-            + (f"faltam ~{left:.0f} s" if left is not None else "calculando o tempo restante")
-        )
-        if not self.as_json and self.out.isatty():
-            with self.lock:
-                self.out.write("\r" + text + "\x1b[K")
-                self.out.flush()
-                self.progress_on_screen = True
-            return
-        numbers: dict[str, object] = {"files_done": tally.files_done, "files_total": self.total_files}
-        numbers.update({"bytes_done": tally.bytes_done, "bytes_total": self.total_bytes})
-        numbers.update({"bytes_per_second": round(rate), "seconds_left": left and round(left, 1)})
-        self.emit(Event("progress", text, extra=numbers))
 
     def summary(self) -> None:
         tally = self.tally
         seconds = time.monotonic() - tally.started
         if self.not_started:
             text = f"Erro: {self.not_started} arquivos não enviados: {NOT_STARTED} (--quiet lists them as one line)"
-            self.emit(Event("not_started", text, "error", status="failed", extra={"files": self.not_started}))
+            extra: dict[str, object] = {"files": self.not_started}
+            self.emit(Event("not_started", text, "error", status=Status.FAILED.value, extra=extra))
         self.emit(Event("done", "Processo concluído!"))
+        uploaded, skipped, failed = tally[Status.UPLOADED], tally[Status.SKIPPED], tally[Status.FAILED]
         if self.dry_run:
-            text = f"Resumo (dry-run, nada enviado): {tally.planned} a enviar, {tally.failed} com falha"
-            self.emit(Event("summary", text, extra={"planned": tally.planned, "failed": tally.failed}))
+            text = f"Resumo (dry-run, nada enviado): {tally[Status.PLANNED]} a enviar, {failed} com falha"
+            self.emit(Event("summary", text, extra={"planned": tally[Status.PLANNED], "failed": failed}))
             return
         text = (
-            f"Resumo: {tally.uploaded} enviados, {tally.skipped} ignorados sem alterações, {tally.failed} com falha; "
+            f"Resumo: {uploaded} enviados, {skipped} ignorados sem alterações, {failed} com falha; "
             f"{tally.bytes_sent} bytes ({human_bytes(tally.bytes_sent)}) enviados em {seconds:.1f} s"
         )
-        counts: dict[str, object] = {"uploaded": tally.uploaded, "skipped": tally.skipped, "failed": tally.failed}
+        counts: dict[str, object] = {"uploaded": uploaded, "skipped": skipped, "failed": failed}
         counts.update({"bytes_sent": tally.bytes_sent, "seconds": round(seconds, 3)})
         self.emit(Event("summary", text, extra=counts))
 
-
-class ProgressTicker:
-    """A progress line every few seconds while files are uploaded."""
-
-    def __init__(self, reporter: Reporter, interval: float) -> None:
-        self.reporter = reporter
-        self.interval = interval
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self.tick, name="progress", daemon=True)
-
-    def tick(self) -> None:
-        while not self.stopped.wait(self.interval):
-            self.reporter.progress()
-
-    def __enter__(self) -> ProgressTicker:
-        if self.interval > 0 and self.reporter.verbosity != QUIET:
-            self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stopped.set()
-        if self.thread.is_alive():
-            self.thread.join()
+    def manifest_summary(self) -> dict[str, object]:
+        tally = self.tally
+        return {
+            "uploaded": tally[Status.UPLOADED],
+            "skipped": tally[Status.SKIPPED],
+            "failed": tally[Status.FAILED],
+            "bytes_uploaded": tally.bytes_sent,
+        }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from unit_support import settings_for
 
 from s3_landing.audit import Finding, compare, extras
-from s3_landing.config import Settings, Shard
+from s3_landing.config import RunMode, Shard
 from s3_landing.discovery import Job, RemoteObject, SourceFile
 
 if TYPE_CHECKING:
@@ -50,12 +50,12 @@ def verdict(tmp_path: Path, remote: RemoteObject | None, head: dict[str, Any] | 
 
 def test_an_md5_etag_of_the_file_is_present_without_a_head(tmp_path: Path) -> None:
     finding = verdict(tmp_path, RemoteObject(len(CONTENT), hashlib.md5(CONTENT).hexdigest()))
-    assert (finding.status, finding.sha256) == ("present", SHA256)
+    assert (finding.verdict.status, finding.sha256) == ("present", SHA256)
 
 
 def test_no_object_is_missing_and_another_size_is_different(tmp_path: Path) -> None:
-    assert verdict(tmp_path, None).status == "missing"
-    assert verdict(tmp_path, RemoteObject(1, "x")).status == "different"
+    assert verdict(tmp_path, None).verdict.status == "missing"
+    assert verdict(tmp_path, RemoteObject(1, "x")).verdict.status == "different"
 
 
 CHECKSUM = base64.b64encode(hashlib.sha256(CONTENT).digest()).decode()
@@ -93,7 +93,7 @@ def head_of(etag: str, size: int = len(CONTENT), **fields: str) -> dict[str, Any
 def test_an_etag_that_is_not_the_files_md5_is_settled_by_what_a_head_proves(
     tmp_path: Path, etag: str, head: dict[str, Any] | str, status: str
 ) -> None:
-    assert verdict(tmp_path, RemoteObject(len(CONTENT), etag), head).status == status
+    assert verdict(tmp_path, RemoteObject(len(CONTENT), etag), head).verdict.status == status
 
 
 def test_a_refused_head_says_which_right_is_missing(tmp_path: Path) -> None:
@@ -102,9 +102,9 @@ def test_a_refused_head_says_which_right_is_missing(tmp_path: Path) -> None:
 
 
 def test_extras_are_the_days_objects_no_local_file_has_in_this_shard(tmp_path: Path) -> None:
-    settings = Settings(tmp_path, "lake", "Raw", dt.date(2024, 1, 31), None, 2, False, shard=Shard(0, 2))
+    settings = settings_for(tmp_path, RunMode.CHECK, shard=Shard(0, 2))
     remote = {f"Raw/Movies/2024/01/31/{name}": RemoteObject(1, "e") for name in ("a.csv", "b.csv", "c.csv", "d.csv")}
     found = {finding.key for finding in extras(settings, remote, {"Raw/Movies/2024/01/31/a.csv"})}
-    mine = {key for key in remote if settings.shard.owns(key.rsplit("/", 1)[1])}
+    mine = {key for key in remote if settings.source.shard.owns(key.rsplit("/", 1)[1])}
     assert mine - {"Raw/Movies/2024/01/31/a.csv"}  # the shard owns some of them: the test can see a difference
     assert found == mine - {"Raw/Movies/2024/01/31/a.csv"}

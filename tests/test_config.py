@@ -10,35 +10,33 @@ import pytest
 from unit_support import DAY, write
 
 from s3_landing import cli, config
-from s3_landing.config import Settings
+from s3_landing.config import Output, Run, RunMode, Settings, Source, Target
 
 # --- configuration ------------------------------------------------------------------------------
 
 
 def test_bucket_comes_from_flag_over_environment_over_env_file(clean_env: Path) -> None:
     write(clean_env / ".env", "BUCKET_NAME=from-file\nRAW_ZONE_PATH=File/Prefix\n")
-    assert config.load_settings([]).bucket == "from-file"
+    assert config.load_settings([]).target.bucket == "from-file"
     os.environ["BUCKET_NAME"] = "from-env"
     settings = config.load_settings([])
-    assert settings.bucket == "from-env"
-    assert settings.prefix == "File/Prefix"
-    assert config.load_settings(["--bucket", "from-flag"]).bucket == "from-flag"
+    assert settings.target.bucket == "from-env"
+    assert settings.target.prefix == "File/Prefix"
+    assert config.load_settings(["--bucket", "from-flag"]).target.bucket == "from-flag"
 
 
 def test_env_file_flag_reads_another_file(clean_env: Path) -> None:
     write(clean_env / "conf" / "prod.env", "BUCKET_NAME=prod-bucket\nUPLOAD_DATE=2021-12-31\n")
     settings = config.load_settings(["--env-file", str(clean_env / "conf" / "prod.env")])
-    assert (settings.bucket, settings.date) == ("prod-bucket", dt.date(2021, 12, 31))
+    assert (settings.target.bucket, settings.target.date) == ("prod-bucket", dt.date(2021, 12, 31))
 
 
 def test_defaults(clean_env: Path) -> None:
     settings = config.load_settings(["--bucket", "b"])
-    assert settings.source == Path("/app/data.base")
-    assert settings.prefix == "Raw/Local/CSV"
-    assert settings.date == dt.date.today()
-    assert settings.endpoint_url is None
-    assert not settings.dry_run
-    assert settings.retry_mode == "standard"
+    assert settings.source == Source(Path("/app/data.base"))
+    assert settings.target == Target("b", "Raw/Local/CSV", dt.date.today())
+    assert settings.run == Run(RunMode.UPLOAD, config.default_concurrency(), "standard", 5)
+    assert settings.output == Output()
 
 
 def test_flags_override_every_setting(clean_env: Path) -> None:
@@ -47,19 +45,21 @@ def test_flags_override_every_setting(clean_env: Path) -> None:
     argv = ["--bucket", "b", "--source", "/flag", "--prefix", "flag", "--date", "2021-02-03"]
     argv += ["--endpoint-url", "http://flag", "--concurrency", "7", "--dry-run"]
     settings = config.load_settings(argv)
-    assert settings == Settings(Path("/flag"), "b", "flag", dt.date(2021, 2, 3), "http://flag", 7, True)
+    assert settings == Settings(
+        Source(Path("/flag")), Target("b", "flag", dt.date(2021, 2, 3), "http://flag"), run=Run(RunMode.DRY_RUN, 7)
+    )
 
 
 def test_environment_settings_are_read(clean_env: Path) -> None:
     os.environ.update({"BUCKET_NAME": "b", "LOCAL_DIR": "/env", "UPLOAD_DATE": "2020-01-01", "DRY_RUN": "true"})
     os.environ.update({"AWS_ENDPOINT_URL": "http://env", "UPLOAD_CONCURRENCY": "3", "AWS_MAX_ATTEMPTS": "9"})
     settings = config.load_settings([])
-    assert (settings.source, settings.date, settings.endpoint_url) == (
+    assert (settings.source.folder, settings.target.date, settings.target.endpoint_url) == (
         Path("/env"),
         DAY.replace(2020, 1, 1),
         "http://env",
     )
-    assert (settings.concurrency, settings.dry_run, settings.max_attempts) == (3, True, 9)
+    assert settings.run == Run(RunMode.DRY_RUN, 3, "standard", 9)
 
 
 def test_time_zone_decides_the_date_near_midnight(clean_env: Path) -> None:

@@ -15,6 +15,7 @@ from unit_support import DAY, settings_for, write
 from s3_landing import config, discovery
 from s3_landing.config import Shard
 from s3_landing.discovery import APPEARED, Job, Problem, SourceFile, plan_jobs, take_inventory
+from s3_landing.errors import FileChanged
 from s3_landing.transfer import files
 
 # --- classification and keys --------------------------------------------------------------------
@@ -162,7 +163,7 @@ def test_a_file_swapped_for_a_link_after_discovery_is_not_opened(tmp_path: Path)
     found = discovered(root)
     (root / "movies.csv").unlink()
     (root / "movies.csv").symlink_to(outside)
-    with pytest.raises(files.FileChanged, match="replaced by a symbolic link"):
+    with pytest.raises(FileChanged, match="replaced by a symbolic link"):
         files.open_regular_file(found)
 
 
@@ -173,9 +174,9 @@ def test_a_folder_swapped_for_a_link_after_discovery_is_not_read(tmp_path: Path)
     write(tmp_path / "outside" / "movies.csv")  # same name, same size: only the inode tells them apart
     (root / "day").rename(tmp_path / "old-day")
     (root / "day").symlink_to(tmp_path / "outside")
-    with pytest.raises(files.FileChanged, match="replaced by another file"):
+    with pytest.raises(FileChanged, match="replaced by another file"):
         files.open_regular_file(found)
-    with pytest.raises(files.FileChanged):
+    with pytest.raises(FileChanged):
         files.ensure_unchanged(found)
 
 
@@ -196,7 +197,7 @@ def test_a_file_that_discovery_saw_through_a_folder_swapped_for_a_link_is_not_re
         info.st_ino,
         inside=os.path.realpath(root),
     )
-    with pytest.raises(files.FileChanged, match="now leads outside the source folder"):
+    with pytest.raises(FileChanged, match="now leads outside the source folder"):
         files.open_regular_file(seen)
     with files.open_regular_file(replace(seen, inside=None)) as handle:  # --follow-links-outside: allowed
         assert handle.read() == secret.read_bytes()

@@ -90,3 +90,17 @@ def test_the_quick_start_runs_as_written_with_the_env_example(tmp_path: Path) ->
     )
     assert run.returncode == 0, run.stderr
     assert "[dry-run] Iniciando upload de sample/data.base/" in run.stdout
+
+
+def test_each_setting_declared_in_config_has_its_readme_row_and_env_example_line() -> None:
+    """config.SETTINGS declares each setting once; the README's row and .env.example follow it."""
+    rows = readme_table()
+    env_example = env_example_variables()
+    for item in config.SETTINGS.values():
+        if item.flag is not None:
+            [names] = [names for flags, names in rows if item.flag in FLAG.findall(flags)]
+        else:
+            [names] = [names for flags, names in rows if not flags.strip() and item.variable in names]
+        if item.variable:
+            assert item.variable in NAME.findall(names), item.flag
+            assert item.variable in env_example, item.variable

@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from s3_landing.errors import ConfigError
 from s3_landing.objects import (
     MAX_USER_METADATA,
-    OptionError,
     WriteOptions,
     check_tags,
     lineage_metadata,
@@ -77,7 +77,7 @@ def test_tags_within_s3s_rules_pass(tags: list[tuple[str, str]]) -> None:
     ],
 )
 def test_tags_breaking_s3s_rules_are_refused(tags: list[tuple[str, str]]) -> None:
-    with pytest.raises(OptionError):
+    with pytest.raises(ConfigError):
         check_tags(tags)
 
 

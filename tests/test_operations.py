@@ -24,6 +24,7 @@ from test_reliability import big_file, proxied_env
 
 import s3_landing
 from s3_landing import config, discovery
+from s3_landing.errors import ConfigError
 from s3_landing.transfer import files
 
 if TYPE_CHECKING:
@@ -188,17 +189,17 @@ def test_shard_settings_from_flag_and_orchestrator_variables(monkeypatch: pytest
     monkeypatch.chdir(tmp_path)
     for name in ("SHARD_INDEX", "SHARD_COUNT", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"):
         monkeypatch.delenv(name, raising=False)
-    assert config.load_settings(["--bucket", "b", "--shard", "2/5"]).shard == config.Shard(2, 5)
+    assert config.load_settings(["--bucket", "b", "--shard", "2/5"]).source.shard == config.Shard(2, 5)
     monkeypatch.setenv("SHARD_COUNT", "4")
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "3")
-    assert config.load_settings(["--bucket", "b"]).shard == config.Shard(3, 4)
+    assert config.load_settings(["--bucket", "b"]).source.shard == config.Shard(3, 4)
     monkeypatch.delenv("JOB_COMPLETION_INDEX")
     monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "1")
-    assert config.load_settings(["--bucket", "b"]).shard == config.Shard(1, 4)
-    with pytest.raises(config.ConfigError, match="shard index"):
+    assert config.load_settings(["--bucket", "b"]).source.shard == config.Shard(1, 4)
+    with pytest.raises(ConfigError, match="shard index"):
         config.load_settings(["--bucket", "b", "--shard", "4/4"])
     monkeypatch.delenv("SHARD_COUNT")
-    with pytest.raises(config.ConfigError, match="SHARD_COUNT"):
+    with pytest.raises(ConfigError, match="SHARD_COUNT"):
         config.load_settings(["--bucket", "b"])
 
 

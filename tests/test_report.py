@@ -10,9 +10,10 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from unit_support import settings_for
 
+from s3_landing import manifest as manifests
 from s3_landing import report
-from s3_landing.transfer import files
-from s3_landing.transfer.engine import EngineError, S3Failure
+from s3_landing.config import RunMode
+from s3_landing.errors import EngineError, FileChanged, S3Failure
 
 if TYPE_CHECKING:
     from s3_landing.transfer.destination import Destination
@@ -58,18 +59,18 @@ def client_error(code: str) -> ClientError:
         (NoCredentialsError(), "no usable AWS credentials"),
         (EndpointConnectionError(endpoint_url="http://x"), "cannot reach"),
         (PermissionError(13, "Permission denied"), "cannot read the file (Permission denied)"),
-        (files.FileChanged("changed during the upload"), "changed during the upload"),
+        (FileChanged("changed during the upload"), "changed during the upload"),
     ],
 )
 def test_each_error_type_has_its_message(tmp_path: Path, error: BaseException, expected: str) -> None:
-    message = report.explain(error, settings_for(tmp_path))
+    message = report.in_words(error, settings_for(tmp_path))
     assert expected in message
     assert "\n" not in message
 
 
 def test_explain_never_prints_a_secret(clean_env: Path, tmp_path: Path) -> None:
     os.environ["AWS_SECRET_ACCESS_KEY"] = "Zsecretvalue"
-    message = report.explain(RuntimeError("boom Zsecretvalue"), settings_for(tmp_path))
+    message = report.in_words(RuntimeError("boom Zsecretvalue"), settings_for(tmp_path))
     assert "Zsecretvalue" not in message
 
 
@@ -85,14 +86,15 @@ def test_each_manifest_place_is_written_whatever_became_of_the_other(
     """A local path that fails keeps neither the bucket's manifest from being written nor its spool file open; a
     bucket that fails names its own place."""
     written: list[str] = []
-    monkeypatch.setattr(report, "write_document", lambda _destination, _settings, key, *_: written.append(key))
+    monkeypatch.setattr(manifests, "write_document", lambda _destination, _settings, key, *_: written.append(key))
     destination = cast("Destination", object())
     bad_file = tmp_path / "a-file"
     bad_file.write_text("x", encoding="utf-8")
-    settings = settings_for(tmp_path, dry_run=False, manifest=True, manifest_file=bad_file / "manifest.json")
-    reporter = report.Reporter(settings)
-    manifest = report.ManifestWriter(settings, "run-1")
-    assert not reporter.save_manifest(lambda: manifest.save(reporter.tally, destination))
+    bad = bad_file / "manifest.json"
+    settings = settings_for(tmp_path, RunMode.UPLOAD, manifest_to_bucket=True, manifest_file=bad)
+    manifest = manifests.ManifestWriter(settings, "run-1")
+    reporter = report.Reporter(settings, report.Console(settings.output), manifest)
+    assert not reporter.save_manifest(lambda: manifest.save(reporter.manifest_summary(), destination))
     assert manifest.entries.closed
     assert len(written) == 1 and written[0].endswith("/run-1.json")
     err = capsys.readouterr().err.splitlines()
@@ -101,10 +103,11 @@ def test_each_manifest_place_is_written_whatever_became_of_the_other(
     def refused(*_: object) -> None:
         raise EngineError(S3Failure(403, "AccessDenied", "Access Denied"))
 
-    monkeypatch.setattr(report, "write_document", refused)
-    good = settings_for(tmp_path, dry_run=False, manifest=True, manifest_file=tmp_path / "manifest.json")
-    manifest = report.ManifestWriter(good, "run-2")
-    assert not report.Reporter(good).save_manifest(lambda: manifest.save(report.Tally(), destination))
+    monkeypatch.setattr(manifests, "write_document", refused)
+    good = settings_for(tmp_path, RunMode.UPLOAD, manifest_to_bucket=True, manifest_file=tmp_path / "manifest.json")
+    manifest = manifests.ManifestWriter(good, "run-2")
+    reporter = report.Reporter(good, report.Console(good.output), manifest)
+    assert not reporter.save_manifest(lambda: manifest.save(reporter.manifest_summary(), destination))
     assert (tmp_path / "manifest.json").is_file()
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(

@@ -14,13 +14,15 @@ import pytest
 from botocore.stub import Stubber
 from unit_support import settings_for
 
+from s3_landing.config import RunMode
 from s3_landing.discovery import MIB, Job, SourceFile, walk_csv_files
+from s3_landing.errors import EngineError, FileChanged, Interrupted, S3Failure, StoredBytesDiffer
 from s3_landing.transfer import uploads
 from s3_landing.transfer.destination import Destination, abort_ours
-from s3_landing.transfer.engine import EngineError, S3Failure, Written
-from s3_landing.transfer.files import FileChanged, Interrupted, open_regular_file
+from s3_landing.transfer.engine import Written
+from s3_landing.transfer.files import open_regular_file
 from s3_landing.transfer.proof import Digests, Wanted, digests_of_bytes
-from s3_landing.transfer.uploads import SENT_WITHOUT_PROOF, StoredBytesDiffer, Transfer, UploadStream
+from s3_landing.transfer.uploads import SENT_WITHOUT_PROOF, Transfer, UploadStream
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -41,7 +43,7 @@ def transfer_for(
     tmp_path: Path, kms: bool = False, checks: bool = False, client: S3Client | None = None, max_attempts: int = 5
 ) -> Transfer:
     destination = Destination(client or s3_client(), cast("S3Store", None), {}, kms, True, lambda: checks)
-    settings = settings_for(tmp_path, dry_run=False, max_attempts=max_attempts)
+    settings = settings_for(tmp_path, RunMode.UPLOAD, max_attempts=max_attempts)
     return Transfer(destination, settings, threading.Event(), lambda _: None, "run-1")
 
 

@@ -5,23 +5,27 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from s3_landing.config import Settings
+from s3_landing.config import Output, Run, RunMode, Settings, Shard, Source, Target
 
 DAY = dt.date(2022, 5, 2)
 
 
-def settings_for(source: Path, **changes: object) -> Settings:
-    values: dict[str, object] = {
-        "source": source,
-        "bucket": "lake",
-        "prefix": "Raw/Local/CSV",
-        "date": DAY,
-        "endpoint_url": None,
-        "concurrency": 4,
-        "dry_run": True,
-    }
-    values.update(changes)
-    return Settings(**values)  # type: ignore[arg-type]
+def settings_for(
+    source: Path,
+    mode: RunMode = RunMode.DRY_RUN,
+    *,
+    shard: Shard | None = None,
+    max_attempts: int = 5,
+    manifest_to_bucket: bool = False,
+    manifest_file: Path | None = None,
+) -> Settings:
+    """The sample's settings (bucket lake, prefix Raw/Local/CSV, DAY, 4 threads), with these changed."""
+    return Settings(
+        source=Source(source, shard=shard or Shard()),
+        target=Target("lake", "Raw/Local/CSV", DAY),
+        run=Run(mode=mode, concurrency=4, max_attempts=max_attempts),
+        output=Output(manifest_to_bucket=manifest_to_bucket, manifest_file=manifest_file),
+    )
 
 
 def write(path: Path, text: str = "id|x\n1|2\n") -> Path:

@@ -12,13 +12,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import botocore.session
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
-from s3_landing.config import Settings, make_s3_client, new_session
+from s3_landing import __version__
+from s3_landing.config import Settings
 from s3_landing.discovery import RemoteObject, date_folder, list_remote_objects, today_folders
 from s3_landing.objects import META_SHA256
 from s3_landing.transfer.engine import open_store, sends_checksums
@@ -36,8 +38,31 @@ ABORT_GRACE_SECONDS = 2.0  # after a signal, how long the clean-up of this run's
 CLOCK_SLACK_SECONDS = 1.0  # the Date header and some stores' Initiated times have whole seconds
 
 
+def new_session() -> botocore.session.Session:
+    """botocore's session: the standard credential chain, AWS config files and AWS_CA_BUNDLE. boto3's wrapper
+    around it is not used: importing boto3 also loads s3transfer, 0.15 s of every run for nothing called here."""
+    session = botocore.session.Session()
+    # Listings only need keys, sizes and ETags; parsing every LastModified with dateutil cost 0.5 ms an object.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return session
+
+
+def make_s3_client(settings: Settings, session: botocore.session.Session, region: str | None = None) -> S3Client:
+    """The one place a botocore client is made: retries, timeouts, a pool for every thread."""
+    config = Config(
+        retries={"mode": settings.run.retry_mode, "total_max_attempts": settings.run.max_attempts},
+        max_pool_connections=2 * settings.run.concurrency + 2,
+        connect_timeout=10,
+        read_timeout=60,
+        user_agent_extra=f"upload_s3/{__version__}",
+        signature_version="s3v4",
+    )
+    client = session.create_client("s3", endpoint_url=settings.target.endpoint_url, region_name=region, config=config)
+    return cast("S3Client", client)
+
+
 def probe_key(settings: Settings) -> str:
-    return date_folder(settings.prefix, "Movies", settings.date) + PROBE_SUFFIX
+    return date_folder(settings.target.prefix, "Movies", settings.target.date) + PROBE_SUFFIX
 
 
 class ChecksumCheck:
@@ -64,7 +89,7 @@ class ChecksumCheck:
 
 
 def refuses_a_wrong_checksum(client: S3Client, settings: Settings) -> bool:
-    key, bucket = probe_key(settings), settings.bucket
+    key, bucket = probe_key(settings), settings.target.bucket
     try:
         upload_id = client.create_multipart_upload(
             Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", **settings.writes.parameters()
@@ -131,8 +156,8 @@ def check_write_access(client: S3Client, settings: Settings) -> str:
     carries the objects' encryption, class, ACL and tags, so a bucket policy that requires them passes it too.
     Returns the encryption the answer names (the bucket's default, when --sse is not given)."""
     key = probe_key(settings)
-    upload = client.create_multipart_upload(Bucket=settings.bucket, Key=key, **settings.writes.parameters())
-    client.abort_multipart_upload(Bucket=settings.bucket, Key=key, UploadId=upload["UploadId"])
+    upload = client.create_multipart_upload(Bucket=settings.target.bucket, Key=key, **settings.writes.parameters())
+    client.abort_multipart_upload(Bucket=settings.target.bucket, Key=key, UploadId=upload["UploadId"])
     return str(upload.get("ServerSideEncryption", ""))
 
 
@@ -141,8 +166,10 @@ def survey(settings: Settings, session: botocore.session.Session, write_check: b
     Raises botocore's errors: any of them means the bucket cannot be used."""
     client = make_s3_client(settings, session)
     with cf.ThreadPoolExecutor(4, thread_name_prefix="preflight") as pool:  # one round trip's wait, not four
-        listings = [pool.submit(list_remote_objects, client, settings.bucket, f) for f in today_folders(settings)]
-        asked_region = pool.submit(bucket_region, client, settings.bucket)
+        listings = [
+            pool.submit(list_remote_objects, client, settings.target.bucket, f) for f in today_folders(settings)
+        ]
+        asked_region = pool.submit(bucket_region, client, settings.target.bucket)
         writing = pool.submit(check_write_access, client, settings) if write_check else None
         remote = {key: found for listing in listings for key, found in listing.result().items()}
         encryption = writing.result() if writing is not None else ""
@@ -156,7 +183,7 @@ def preflight(settings: Settings) -> Destination:
     """Clients, what is already in today's folders, and proof that we may write."""
     session = new_session()
     found = survey(settings, session, write_check=True)
-    store = open_store(found.client, session, settings.bucket, settings.writes, settings.max_attempts)
+    store = open_store(found.client, session, settings.target.bucket, settings.writes, settings.run.max_attempts)
     kms = (settings.writes.sse or found.encryption) in UNREADABLE_ENCRYPTION
     sends = sends_checksums(session)
     probes_begun: dict[str, float] = {}
@@ -198,7 +225,7 @@ def abort_uploads_of_run(destination: Destination, settings: Settings, started: 
     def clean_up() -> None:
         nonlocal left
         with contextlib.suppress(BotoCoreError, ClientError):
-            left = abort_ours(destination, settings.bucket, started, today_folders(settings))
+            left = abort_ours(destination, settings.target.bucket, started, today_folders(settings))
         done.set()
 
     threading.Thread(target=clean_up, name="clean-up", daemon=True).start()

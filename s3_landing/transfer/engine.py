@@ -22,6 +22,7 @@ from botocore.exceptions import NoCredentialsError
 from obstore.store import S3Store
 
 from s3_landing import __version__
+from s3_landing.errors import EngineError, S3Failure
 from s3_landing.objects import WriteOptions
 
 if TYPE_CHECKING:
@@ -68,30 +69,6 @@ class Written:
 
     etag: str
     version_id: str | None
-
-
-@dataclass(frozen=True)
-class S3Failure:
-    """A failed request as S3 answered it (HTTP status, error code and message), or why no answer came (kind:
-    "timeout", "unreachable", "certificate" or "connection")."""
-
-    status: int | None
-    code: str = ""
-    message: str = ""
-    kind: str = "answer"
-
-
-class EngineError(Exception):
-    """A write obstore could not do, read as S3's answer. obstore raises its own classes and Python's
-    (FileNotFoundError for NoSuchBucket, OSError), each with the HTTP status and S3's XML body in its text."""
-
-    def __init__(self, failure: S3Failure) -> None:
-        super().__init__(failure.code or failure.kind)
-        self.failure = failure
-
-    @property
-    def is_transport_failure(self) -> bool:
-        return self.failure.status is None
 
 
 def read_failure(error: BaseException) -> S3Failure:

@@ -9,20 +9,21 @@ import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from s3_landing.discovery import SourceFile, is_inside
-
-NOT_STARTED = "not sent: the run was interrupted before it started"
-
-
-class FileChanged(Exception):
-    """The file changed, vanished or was replaced while it was being read or uploaded."""
+from s3_landing.errors import FileChanged
 
 
-class Interrupted(Exception):
-    """A stop was requested (SIGINT/SIGTERM) before the file finished."""
+class Status(str, Enum):
+    """What became of a file: the console's line, the JSON event, the tally's count and the manifest's status."""
+
+    UPLOADED = "uploaded"
+    SKIPPED = "skipped"  # already there, proven the same
+    FAILED = "failed"
+    PLANNED = "planned"  # a dry run's
 
 
 class ContentStats:
@@ -85,7 +86,7 @@ class Outcome:
     stage to put into words."""
 
     path: Path
-    status: str  # "uploaded", "skipped", "failed", "planned"
+    status: Status
     key: str | None = None
     size: int | None = None
     reason: str = ""
@@ -96,11 +97,11 @@ class Outcome:
 
     @property
     def bytes_sent(self) -> int:
-        return (self.size or 0) if self.status == "uploaded" else 0
+        return (self.size or 0) if self.status is Status.UPLOADED else 0
 
 
-def file_chunks(handle: BinaryIO, size: int, chunk_size: int, whole_file: bool = True) -> Iterator[bytes]:
-    """The next `size` bytes in chunks; with whole_file, also check that nothing follows them."""
+def file_chunks(handle: BinaryIO, size: int, chunk_size: int) -> Iterator[bytes]:
+    """The file's `size` bytes in chunks, and a check that nothing follows them."""
     remaining = size
     while remaining > 0:
         chunk = handle.read(min(chunk_size, remaining))
@@ -108,7 +109,7 @@ def file_chunks(handle: BinaryIO, size: int, chunk_size: int, whole_file: bool =
             raise FileChanged("became shorter while it was read")
         remaining -= len(chunk)
         yield chunk
-    if whole_file and handle.read(1):
+    if handle.read(1):
         raise FileChanged("grew while it was read")
 
 

@@ -16,13 +16,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_landing.config import Settings
 from s3_landing.discovery import MIB, MULTIPART_THRESHOLD, Job, part_size_for
+from s3_landing.errors import EngineError, FileChanged, Interrupted, S3Failure, StoredBytesDiffer
 from s3_landing.objects import lineage_metadata, source_path_value
 from s3_landing.transfer import botocore_writes
 from s3_landing.transfer.destination import Destination, abort_ours, read_stored
 from s3_landing.transfer.engine import (
     LEGACY_OBSTORE,
-    EngineError,
-    S3Failure,
     Written,
     object_attributes,
     put_bytes,
@@ -32,10 +31,9 @@ from s3_landing.transfer.engine import (
 from s3_landing.transfer.files import (
     BufferBudget,
     ContentStats,
-    FileChanged,
-    Interrupted,
     Outcome,
     Receipt,
+    Status,
     ensure_unchanged,
     feed,
     open_regular_file,
@@ -75,10 +73,6 @@ SOURCE_PATH_LEFT_OUT = (
     "its path is too long for the object's metadata (S3 keeps 2 KB of user metadata): uploaded without "
     "x-amz-meta-source-path"
 )
-
-
-class StoredBytesDiffer(Exception):
-    """Twice the store's answer to a write did not prove the file's bytes: what it stored differs."""
 
 
 class UploadStream:
@@ -157,9 +151,11 @@ class Transfer:
 
     def upload(self, job: Job, announce: Callable[[Job], None]) -> Outcome:
         """Upload one job, or skip it when proven unchanged; every error becomes a failed Outcome."""
-        stats = ContentStats() if self.settings.records_content else None
+        stats = ContentStats() if self.settings.output.records_content else None
         try:
-            source_path = source_path_value(Path(os.path.relpath(job.source.path, self.settings.source)), self.run_id)
+            source_path = source_path_value(
+                Path(os.path.relpath(job.source.path, self.settings.source.folder)), self.run_id
+            )
             if self.stop.is_set():
                 raise Interrupted()
             if job.source.size < MULTIPART_THRESHOLD:
@@ -167,12 +163,12 @@ class Transfer:
             else:
                 status, receipt = self.upload_large_file(job, announce, stats, source_path)
             ensure_unchanged(job.source)
-            warning = SOURCE_PATH_LEFT_OUT if source_path is None and status == "uploaded" else ""
+            warning = SOURCE_PATH_LEFT_OUT if source_path is None and status is Status.UPLOADED else ""
             summary = stats.summary() if stats else None
             outcome = Outcome(job.source.path, status, job.key, job.source.size, stats=summary, receipt=receipt)
             return replace(outcome, warning=warning)
         except Exception as error:  # noqa: BLE001 - one bad file must never stop the others
-            return Outcome(job.source.path, "failed", job.key, job.source.size, error=error)
+            return Outcome(job.source.path, Status.FAILED, job.key, job.source.size, error=error)
 
     def skip_if_unchanged(self, job: Job) -> Outcome | None:
         """The skip check of a small file whose listed ETag proves it, in the calling thread: on a re-run most files
@@ -180,7 +176,7 @@ class Transfer:
         None when the file must go to a worker (changed, unproven, or unreadable: the worker says why)."""
         if not job.may_be_unchanged or job.source.size >= MULTIPART_THRESHOLD:
             return None
-        stats = ContentStats() if self.settings.records_content else None
+        stats = ContentStats() if self.settings.output.records_content else None
         try:
             data = read_whole(job.source)
             if compare_listed(job.remote, digests_of_bytes(data)) is None:
@@ -192,11 +188,11 @@ class Transfer:
         self.on_bytes(job.source.size)
         receipt = Receipt(job.remote.etag if job.remote else "", proof="etag")
         summary = stats.summary() if stats else None
-        return Outcome(job.source.path, "skipped", job.key, job.source.size, stats=summary, receipt=receipt)
+        return Outcome(job.source.path, Status.SKIPPED, job.key, job.source.size, stats=summary, receipt=receipt)
 
     def upload_small_file(
         self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None, source_path: str | None
-    ) -> tuple[str, Receipt]:
+    ) -> tuple[Status, Receipt]:
         self.budget.acquire(job.source.size)
         try:
             data = read_whole(job.source)
@@ -204,16 +200,16 @@ class Transfer:
             digests = digests_of_bytes(data)
             skipped = self.skip_when_same(job, digests)
             if skipped is not None:
-                return "skipped", skipped
+                return Status.SKIPPED, skipped
             announce(job)
             metadata = lineage_metadata(digests.sha256, self.run_id, source_path)
-            return "uploaded", self.write_proven(lambda: (self.write_small(job, data, metadata), digests))
+            return Status.UPLOADED, self.write_proven(lambda: (self.write_small(job, data, metadata), digests))
         finally:
             self.budget.release(job.source.size)
 
     def upload_large_file(
         self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None, source_path: str | None
-    ) -> tuple[str, Receipt]:
+    ) -> tuple[Status, Receipt]:
         # One read before the upload: the SHA-256 its metadata carries (fixed when the upload is created), and the
         # forms the bucket's same-size object is compared with.
         listed = job.remote.etag if job.same_size_in_bucket and job.remote else ""
@@ -221,10 +217,10 @@ class Transfer:
         digests = digests_of_file(job.source, wanted, stats)
         skipped = self.skip_when_same(job, digests)
         if skipped is not None:
-            return "skipped", skipped
+            return Status.SKIPPED, skipped
         announce(job)
         metadata = lineage_metadata(digests.sha256, self.run_id, source_path)
-        return "uploaded", self.write_proven(lambda: self.write_large(job, metadata))
+        return Status.UPLOADED, self.write_proven(lambda: self.write_large(job, metadata))
 
     def skip_when_same(self, job: Job, digests: Digests) -> Receipt | None:
         """A receipt when the bucket holds this file's bytes under its key; None when the file must be sent."""
@@ -245,7 +241,7 @@ class Transfer:
             return listed
         if self.head_refused.is_set():  # once refused, always: no round trip per file to hear it again
             return Comparison("unverifiable", "reading the object (HEAD) was refused")
-        stored = read_stored(self.destination.client, self.settings.bucket, job.key)
+        stored = read_stored(self.destination.client, self.settings.target.bucket, job.key)
         if stored.refused:
             self.head_refused.set()
         if job.source.size >= MULTIPART_THRESHOLD:  # the one read so far took only what the listing asked for
@@ -282,7 +278,7 @@ class Transfer:
             try:
                 return write()
             except EngineError as error:
-                if not (LEGACY_OBSTORE and error.is_transport_failure) or attempt >= self.settings.max_attempts:
+                if not (LEGACY_OBSTORE and error.is_transport_failure) or attempt >= self.settings.run.max_attempts:
                     raise
             if self.stop.wait(min(0.1 * 2**attempt, 5.0)):
                 raise Interrupted("not sent: the run was interrupted while a failed upload waited to be sent again")
@@ -294,7 +290,12 @@ class Transfer:
             parameters = botocore_writes.object_parameters(CONTENT_TYPE, metadata, writes)
             return self.by_botocore(
                 lambda: botocore_writes.put_object(
-                    self.destination.client, self.settings.bucket, job.key, data, parameters, self.sends_checksums
+                    self.destination.client,
+                    self.settings.target.bucket,
+                    job.key,
+                    data,
+                    parameters,
+                    self.sends_checksums,
                 )
             )
         attributes = object_attributes(CONTENT_TYPE, writes.storage_class, metadata)
@@ -324,7 +325,7 @@ class Transfer:
         """What a multipart upload hashes on its way: the parts' MD5s to prove it by its ETag, unless the store
         checks the checksums sent (asked once a run, now); the parts' SHA-256s for the manifest's receipt."""
         checked = self.sends_checksums and self.destination.checks_checksums()
-        return Wanted(sha256=False, part_md5s=not checked, part_sha256s=self.settings.records_content)
+        return Wanted(sha256=False, part_md5s=not checked, part_sha256s=self.settings.output.records_content)
 
     def abort_leftover(self, key: str, began: float, failure: BaseException) -> None:
         """obstore aborts a failed multipart upload only when the failure comes before its last part is sent (and
@@ -333,13 +334,13 @@ class Transfer:
         if isinstance(failure, Interrupted):
             return
         with contextlib.suppress(BotoCoreError, ClientError):
-            abort_ours(self.destination, self.settings.bucket, {key: began}, [key])
+            abort_ours(self.destination, self.settings.target.bucket, {key: began}, [key])
 
     def send_stream(self, job: Job, stream: UploadStream, metadata: dict[str, str]) -> Written:
         writes, part_size = self.settings.writes, part_size_for(job.source.size)
         if botocore_writes.obstore_cannot_write(job.key, writes):
             parameters = botocore_writes.object_parameters(CONTENT_TYPE, metadata, writes)
-            client, bucket, checksums = self.destination.client, self.settings.bucket, self.sends_checksums
+            client, bucket, checksums = self.destination.client, self.settings.target.bucket, self.sends_checksums
             return self.by_botocore(
                 lambda: botocore_writes.put_multipart(
                     client, bucket, job.key, stream, part_size, PARTS_AT_ONCE, parameters, checksums
@@ -361,7 +362,7 @@ class Transfer:
     def settle_completion(self, job: Job, error: EngineError, began: float) -> Written:
         """CompleteMultipartUpload is idempotent: when its answer was lost, the object in the bucket is the proof,
         compared with every digest form of the file (read again: this is rare)."""
-        stored = read_stored(self.destination.client, self.settings.bucket, job.key)
+        stored = read_stored(self.destination.client, self.settings.target.bucket, job.key)
         digests = digests_of_file(job.source, EVERY_FORM)
         if compare_stored(stored, digests, self.destination.checks_checksums).status != "same":
             self.abort_leftover(job.key, began, error)
@@ -374,7 +375,7 @@ def write_document(destination: Destination, settings: Settings, key: str, handl
     writes = settings.writes
     if botocore_writes.obstore_cannot_write(key, writes):
         parameters = botocore_writes.object_parameters(content_type, {}, writes)
-        destination.client.put_object(Bucket=settings.bucket, Key=key, Body=handle, **parameters)
+        destination.client.put_object(Bucket=settings.target.bucket, Key=key, Body=handle, **parameters)
     else:
         attributes = object_attributes(content_type, writes.storage_class, {})
         put_document(destination.store, key, handle, attributes, dict(writes.tags))
