@@ -5,7 +5,7 @@ s3://<bucket>/<prefix>/<Movies|Series>/<YYYY>/<MM>/<DD>/<file name>. Unchanged f
 `upload_s3.py` (and the `upload-s3` command) run `s3_landing.cli`.
 
 Stages, each a module, imports flowing one way: cli -> audit -> report -> manifest -> transfer -> discovery ->
-config -> objects -> errors (README, Development).
+config -> options -> objects -> errors (README, Development).
 """
 
 __version__ = "1.3.0"

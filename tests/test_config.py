@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from unit_support import DAY, write
 
-from s3_landing import cli, config
+from s3_landing import cli, config, options
 from s3_landing.config import Output, Run, RunMode, Settings, Source, Target
 
 # --- configuration ------------------------------------------------------------------------------
@@ -35,7 +35,7 @@ def test_defaults(clean_env: Path) -> None:
     settings = config.load_settings(["--bucket", "b"])
     assert settings.source == Source(Path("/app/data.base"))
     assert settings.target == Target("b", "Raw/Local/CSV", dt.date.today())
-    assert settings.run == Run(RunMode.UPLOAD, config.default_concurrency(), "standard", 5)
+    assert settings.run == Run(RunMode.UPLOAD, options.default_concurrency(), "standard", 5)
     assert settings.output == Output()
 
 

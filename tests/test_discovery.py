@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from unit_support import DAY, settings_for, write
 
-from s3_landing import config, discovery
+from s3_landing import discovery, options
 from s3_landing.config import Shard
 from s3_landing.discovery import APPEARED, Job, Problem, SourceFile, plan_jobs, take_inventory
 from s3_landing.errors import FileChanged
@@ -58,7 +58,7 @@ def test_key_keeps_the_file_name_byte_for_byte(name: str) -> None:
     ],
 )
 def test_prefix_is_normalized_to_slashes_without_leading_slash(raw: str, expected: str) -> None:
-    assert config.normalize_prefix(raw) == expected
+    assert options.normalize_prefix(raw) == expected
 
 
 def test_empty_prefix_gives_a_key_without_leading_slash() -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from s3_landing import config
+from s3_landing import options
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAG = re.compile(r"--[a-z][a-z-]+")
@@ -22,7 +22,7 @@ PLATFORM_VARIABLES = {"JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"}
 
 def help_text() -> str:
     """--help without its usage lines (whose [brackets] hold flags, not variables)."""
-    return config.build_parser().format_help().split("\n\n", 1)[1]
+    return options.build_parser().format_help().split("\n\n", 1)[1]
 
 
 def variables_in_help(text: str) -> set[str]:
@@ -93,10 +93,10 @@ def test_the_quick_start_runs_as_written_with_the_env_example(tmp_path: Path) ->
 
 
 def test_each_setting_declared_in_config_has_its_readme_row_and_env_example_line() -> None:
-    """config.SETTINGS declares each setting once; the README's row and .env.example follow it."""
+    """options.SETTINGS declares each setting once; the README's row and .env.example follow it."""
     rows = readme_table()
     env_example = env_example_variables()
-    for item in config.SETTINGS.values():
+    for item in options.SETTINGS.values():
         if item.flag is not None:
             [names] = [names for flags, names in rows if item.flag in FLAG.findall(flags)]
         else:

@@ -23,7 +23,7 @@ from test_cli import DATE, SCRIPT, keys_in, run_uploader, uploader_env
 from test_reliability import big_file, proxied_env
 
 import s3_landing
-from s3_landing import config, discovery
+from s3_landing import config, discovery, options
 from s3_landing.errors import ConfigError
 from s3_landing.transfer import files
 
@@ -93,7 +93,7 @@ def test_manifest_in_the_bucket_and_locally_lists_what_landed(
     for relative, entry in files.items():
         assert entry["status"] == "uploaded"
         assert entry["reason"] is None
-        assert entry["key"] == discovery.object_key("Raw/Local/CSV", config.parse_date(DATE), Path(relative).name)
+        assert entry["key"] == discovery.object_key("Raw/Local/CSV", options.parse_date(DATE), Path(relative).name)
         assert {name: entry[name] for name in ("size", "sha256", "header", "delimiter", "rows")} == expected_stats(
             lake / relative
         )
@@ -347,7 +347,7 @@ def test_kubernetes_indexed_job_is_consistent() -> None:
     mount = container["volumeMounts"][0]
     assert (mount["mountPath"], mount["readOnly"]) == ("/app/data.base", True)
     assert job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-    assert config.build_parser().parse_args(container["args"]).manifest is True
+    assert options.build_parser().parse_args(container["args"]).manifest is True
     assert env["BUCKET_NAME"] == env["BUCKET_NAME"].upper()  # placeholders in capitals, as the README says
     recipe = (ROOT / "deploy" / "kubernetes-indexed-job.yaml").read_text(encoding="utf-8")
     assert "--from-env-file" not in recipe  # the Secret holds the credentials, not the whole .env
@@ -363,4 +363,4 @@ def test_aws_batch_array_job_is_consistent() -> None:
     assert properties["mountPoints"][0] == {"sourceVolume": "data", "containerPath": "/app/data.base", "readOnly": True}
     assert "AWS_ACCESS_KEY_ID" not in env  # credentials come from the job role
     assert all(env[name] == env[name].upper() for name in ("BUCKET_NAME", "AWS_REGION"))  # placeholders
-    assert config.build_parser().parse_args(properties["command"]).log_format == "json"
+    assert options.build_parser().parse_args(properties["command"]).log_format == "json"
