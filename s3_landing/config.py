@@ -45,9 +45,6 @@ class Shard:
         digest = hashlib.sha256(file_name.encode("utf-8", "surrogateescape")).digest()
         return int.from_bytes(digest[:8], "big") % self.count == self.index
 
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
 
 @dataclass(frozen=True)
 class Source:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import os
 import stat
 from collections.abc import Iterator
@@ -263,11 +262,3 @@ def part_size_for(size: int) -> int:
     """Fixed by the file size alone, so a re-run can recompute the multipart ETag."""
     needed = -(-size // MAX_PARTS)
     return max(MIN_PART_SIZE, -(-needed // MIB) * MIB)
-
-
-def multipart_etag(part_digests: list[bytes]) -> str:
-    return f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(part_digests)}"
-
-
-def is_same_content(remote: RemoteObject | None, size: int, etag: str) -> bool:
-    return remote is not None and remote.size == size and remote.etag == etag
