@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 from faultproxy import FaultProxy
-from seaweed import SeaweedServer
+from moto.server import ThreadedMotoServer
+from seaweed import SeaweedServer, free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -136,3 +137,14 @@ def any_proxy(
     with FaultProxy(s3_server.endpoint, tls=context if request.param == "https" else None) as started:
         started.ca_file = str(ca) if request.param == "https" else None
         yield started
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 in a thread of this process: it stores what it is sent and checks neither checksums nor
+    Content-MD5 nor payload hashes."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

@@ -9,6 +9,7 @@ relays the answer. Faults::
     reset-after   forward the request, then reset the client connection instead of answering
     cut           forward the request, then send the first half of the answer and reset the connection
     500 / 503     answer InternalError / SlowDown with an S3 XML error body, without forwarding
+    501           answer NotImplemented (a store refusing a header it does not implement), without forwarding
     stall         forward the request, then hold the answer for ``stall_seconds`` before relaying it
     corrupt       forward the request with one byte of its body changed (the bytes the server must verify)
 
@@ -24,6 +25,10 @@ lingering close, as HTTP servers do so that a client still sending hears the ans
 (the ``Content-Length`` follows), to play a store that lists other ETags than SeaweedFS does. ``rewrite_answer``,
 a function of the request and the raw answer (head and body as received), changes every answer the proxy forwards:
 say, to drop an ETag and a checksum from HeadObject answers, or to give every object another ETag.
+``edit_head``, a function of the request and its raw head, changes the head forwarded (say, to drop a header, as a
+store that ignores it would; only for a server that does not check signatures). ``before_forward``, a function of
+the request, runs before each request is forwarded and may block it: say, to hold one PUT until another client
+has sent one too.
 
 ``sink = True`` makes the proxy answer UploadPart and CompleteMultipartUpload itself (recorded with the fault
 ``sink``; the rule is not asked): a part's body is read and discarded, its MD5 and SHA-256 taken on the way, and the
@@ -67,7 +72,7 @@ from seaweed import free_port
 
 __all__ = ["Completion", "Fault", "FaultProxy", "Request", "Rule", "SunkPart", "every_nth", "first_attempts"]
 
-Fault = Literal["reset-before", "reset-after", "cut", "500", "503", "stall", "corrupt", "sink", "refuse"]
+Fault = Literal["reset-before", "reset-after", "cut", "500", "501", "503", "stall", "corrupt", "sink", "refuse"]
 PRESIGNATURE_FIELDS = ("x-amz-", "signature=", "expires=", "awsaccesskeyid=")  # SigV4 and SigV2 query fields
 MAX_HEAD_BYTES = 64 * 1024
 SINK_BLOCK = 1024 * 1024  # a sunk body is read in blocks of this size, never held whole
@@ -75,6 +80,7 @@ IDLE_SECONDS = 60.0
 UPSTREAM_SECONDS = 30.0
 ERRORS = {
     "500": (b"500 Internal Server Error", b"InternalError", b"We encountered an internal error. Please try again."),
+    "501": (b"501 Not Implemented", b"NotImplemented", b"A header you provided is not implemented."),
     "503": (b"503 Slow Down", b"SlowDown", b"Please reduce your request rate."),
 }
 
@@ -386,6 +392,8 @@ class FaultProxy:
         self.strict_completions = False
         self.rewrite_listings: Callable[[bytes], bytes] | None = None
         self.rewrite_answer: Callable[[Request, bytes], bytes] | None = None
+        self.edit_head: Callable[[Request, bytes], bytes] | None = None
+        self.before_forward: Callable[[Request], None] | None = None
         self._completed: set[str] = set()  # upload ids the server completed
         self.ca_file: str | None = None  # what a client must trust for this proxy's certificate, when tls is given
         self.sunk_parts: list[SunkPart] = []
@@ -523,7 +531,7 @@ class FaultProxy:
             return False
         if "100-continue" in head.headers.get("expect", "").lower():
             client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        request = Request(0, method, target)
+        request = Request(0, method, target, headers=head.headers)
         if self.sink and (request.is_part or request.is_complete) and "content-length" in head.headers:
             return self._sink(client, reader, head, request)
         body = read_body(reader, head) if is_framed(head) else b""
@@ -539,7 +547,10 @@ class FaultProxy:
                 xml_error(b"404 Not Found", b"NoSuchUpload", b"The specified upload does not exist.", method)
             )
             return not head.says_close()
-        answer, keep_open = self._forward(head.raw + (corrupted(head, body) if fault == "corrupt" else body), method)
+        if self.before_forward is not None:
+            self.before_forward(request)
+        raw_head = head.raw if self.edit_head is None else self.edit_head(request, head.raw)
+        answer, keep_open = self._forward(raw_head + (corrupted(head, body) if fault == "corrupt" else body), method)
         if self.rewrite_listings is not None and method == "GET" and "list-type=2" in target:
             answer = rewritten(answer, self.rewrite_listings)
         if self.rewrite_answer is not None:

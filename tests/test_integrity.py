@@ -10,15 +10,13 @@ import itertools
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from botocore.config import Config
 from faultproxy import Fault, FaultProxy, Request, Rule
-from moto.server import ThreadedMotoServer
-from seaweed import SeaweedServer, free_port, make_client
+from seaweed import SeaweedServer, make_client
 from test_cli import DATE, body, keys_in, run_uploader, uploader_env
 from test_reliability import assert_holds_exactly, big_file, failed, key_of, proxied_env, sent, small_files
 
@@ -28,17 +26,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MOTO_KEYS = ("AKIAMOTOTEST", "moto-secret-key-for-tests")
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 in a thread of this process: it stores what it is sent and checks neither checksums nor
-    Content-MD5 nor payload hashes."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def moto_env(endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
