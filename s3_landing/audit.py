@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s3_landing.config import Settings
-from s3_landing.discovery import Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
+from s3_landing.discovery import Deferred, Inventory, Job, Problem, RemoteObject, object_key, plan_jobs
 from s3_landing.errors import FileChanged
 from s3_landing.flight import Flight
 from s3_landing.manifest import ManifestWriter
@@ -36,6 +36,7 @@ class Verdict(Enum):
     DIFFERENT = ("different", "Diferente", True)
     UNVERIFIABLE = ("unverifiable", "Não verificável", True)
     COLLISION = ("collision", "Colisão", True)
+    DEFERRED = ("deferred", "Adiado", False)  # younger than MIN_AGE: not compared, reported apart
     EXTRA = ("extra", "Aviso: objeto sem arquivo local", False)
 
     def __init__(self, status: str, headline: str, failing: bool) -> None:
@@ -131,7 +132,11 @@ class Audit:
                 flight.make_room()
                 if self.stop.is_set():
                     break
-                if isinstance(item, Problem) and not item.fails_run:
+                if isinstance(item, Deferred):
+                    local_keys.add(item.key)
+                    reason = f"modified {item.age:.0f} s ago, within MIN_AGE: not compared this run"
+                    self.report(Finding(Verdict.DEFERRED, item.source.path, item.key, item.source.size, reason))
+                elif isinstance(item, Problem) and not item.fails_run:
                     self.reporter.problem(item)  # a warning; the file itself follows
                 elif isinstance(item, Problem):
                     key = object_key(self.settings.target.prefix, self.settings.target.date, item.path.name)
@@ -162,6 +167,8 @@ class Audit:
             text, level = f"{verdict.headline}: {url}", "warning"
         elif verdict is Verdict.PRESENT:
             text, level = f"{verdict.headline}: {local} = {url}", "info"
+        elif verdict is Verdict.DEFERRED:
+            text, level = f"{verdict.headline}: {local} -> {url}: {reason}", "warning"
         else:
             text, level = f"{verdict.headline}: {local} -> {url}: {reason}", "error"
         extra: dict[str, object] = {"sha256": finding.sha256} if finding.sha256 else {}
@@ -170,10 +177,12 @@ class Audit:
 
     def summarize(self) -> bool:
         """The summary line, after the findings' manifest; False when that manifest could not be written."""
-        counts = {verdict.status: self.counts[verdict] for verdict in Verdict}
+        shown = [verdict for verdict in Verdict if verdict is not Verdict.DEFERRED or self.settings.source.min_age]
+        counts = {verdict.status: self.counts[verdict] for verdict in shown}
+        deferred = f", {counts['deferred']} adiados (MIN_AGE)" if "deferred" in counts else ""
         text = (
             f"Verificação: {counts['present']} presentes, {counts['missing']} ausentes, {counts['different']} "
-            f"diferentes, {counts['unverifiable']} não verificáveis, {counts['collision']} em colisão; "
+            f"diferentes, {counts['unverifiable']} não verificáveis, {counts['collision']} em colisão{deferred}; "
             f"{counts['extra']} objetos sem arquivo local"
         )
         manifest, interrupted = self.manifest, self.stop.is_set()

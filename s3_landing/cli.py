@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_landing.audit import Audit
 from s3_landing.config import VERBOSE, RunMode, Settings, check_manifest_file, check_source_folder, load_settings
-from s3_landing.discovery import Inventory, Job, Problem, plan_jobs, take_inventory
+from s3_landing.discovery import Deferred, Inventory, Job, Problem, plan_jobs, take_inventory
 from s3_landing.errors import (
     EXIT_FATAL,
     EXIT_OK,
@@ -74,6 +74,8 @@ def report_without_uploading(settings: Settings, reporter: Reporter, inventory: 
     for item in plan_jobs(settings, inventory, remote={}):
         if isinstance(item, Problem):
             reporter.problem(item)
+        elif isinstance(item, Deferred):
+            reporter.deferred(item)
         elif reason:
             reporter.outcome(Outcome(item.source.path, Status.FAILED, item.key, item.source.size, reason))
         else:
@@ -127,6 +129,9 @@ def upload_all(
             for item in plan_jobs(settings, inventory, destination.remote):
                 if isinstance(item, Problem):
                     reporter.problem(item)
+                    continue
+                if isinstance(item, Deferred):
+                    reporter.deferred(item)
                     continue
                 flight.make_room()  # 100,000 files: not all queued
                 if stop.is_set():

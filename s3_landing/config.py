@@ -54,6 +54,7 @@ class Source:
     follow_links_outside: bool = False
     fail_if_empty: bool = False
     shard: Shard = Shard()
+    min_age: float = 0.0  # seconds: files modified more recently are left for the next run
 
 
 @dataclass(frozen=True)

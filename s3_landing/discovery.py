@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,16 @@ class RemoteObject:
 
 
 @dataclass(frozen=True)
+class Deferred:
+    """A file modified less than MIN_AGE ago, or in the future: perhaps still being written, so it is not opened
+    and waits for the next run. age: seconds since its modification (negative when in the future)."""
+
+    source: SourceFile
+    key: str
+    age: float
+
+
+@dataclass(frozen=True)
 class Job:
     source: SourceFile
     key: str
@@ -221,9 +232,13 @@ def key_problem(key: str) -> str | None:
 APPEARED = "appeared after the run counted the folder's files: left for the next run"
 
 
-def plan_jobs(settings: Settings, inventory: Inventory, remote: dict[str, RemoteObject]) -> Iterator[Job | Problem]:
+def plan_jobs(
+    settings: Settings, inventory: Inventory, remote: dict[str, RemoteObject]
+) -> Iterator[Job | Problem | Deferred]:
     """One Job per uploadable file of this shard that the inventory counted; a Problem for anything that cannot go
-    (collisions too), or that the inventory did not see (a file that appeared since)."""
+    (collisions too), or that the inventory did not see (a file that appeared since); Deferred for a file younger
+    than MIN_AGE."""
+    now, min_age = time.time(), settings.source.min_age
     for item in walk_csv_files(settings.source.folder, settings.source.follow_links_outside):
         if not settings.source.shard.owns(item.path.name):
             continue
@@ -242,6 +257,8 @@ def plan_jobs(settings: Settings, inventory: Inventory, remote: dict[str, Remote
             yield Problem(item.path, reason, collision=True)
         elif inventory.identities.get(item.name) != (item.device, item.inode):
             yield Problem(item.path, APPEARED, fails_run=False)
+        elif min_age and now - item.mtime_ns / 1e9 < min_age:
+            yield Deferred(item, key, now - item.mtime_ns / 1e9)
         else:
             yield Job(item, key, remote.get(key))
 

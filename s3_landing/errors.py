@@ -77,6 +77,10 @@ class Interrupted(FileFailure):
     """A stop was requested (SIGINT/SIGTERM) before the file finished."""
 
 
+class ObjectKept(FileFailure):
+    """--no-overwrite: the key holds an object that is not proven to be this file's bytes, and it is kept."""
+
+
 class StoredBytesDiffer(FileFailure):
     """Twice the store's answer to a write did not prove the file's bytes: what it stored differs."""
 
@@ -191,7 +195,7 @@ def explain(error: BaseException, settings: Settings) -> str:
         )
     if isinstance(error, FileChanged):
         return f"file {error}; it was not reported as sent: run again once it is stable"
-    if isinstance(error, (Interrupted, StoredBytesDiffer)):
+    if isinstance(error, (Interrupted, StoredBytesDiffer, ObjectKept)):
         return str(error) or NOT_STARTED
     if isinstance(error, OSError):
         return f"cannot read the file ({error.strerror or error}): fix its permissions or remove it"

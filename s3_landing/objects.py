@@ -44,6 +44,7 @@ class WriteOptions:
     storage_class: str = ""
     acl: str = ""
     tags: tuple[tuple[str, str], ...] = ()
+    no_overwrite: bool = False  # every object write conditional (If-None-Match: *); not a header of the probe
 
     def parameters(self) -> dict[str, Any]:
         """As botocore's parameters of CreateMultipartUpload and PutObject (the probes, and the writes obstore cannot

@@ -116,6 +116,20 @@ def parse_endpoint(text: str) -> str:
     return text
 
 
+DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smh]?)")
+SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """30s, 5m, 1h; a bare number is seconds."""
+    match = DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ConfigError(
+            f"MIN_AGE / --min-age {text!r} is not a duration: write 30s, 5m or 1h (a bare number is seconds)"
+        )
+    return float(match[1]) * SECONDS_PER_UNIT[match[2]]
+
+
 def parse_log_format(text: str) -> str:
     log_format = text.lower()
     if log_format not in ("human", "json"):
@@ -188,6 +202,14 @@ SETTINGS: dict[str, Setting] = {
         "exit 2 when the source folder holds no CSV file at all, e.g. a volume not mounted",
         switch=True,
     ),
+    "source.min_age": Setting(
+        "--min-age",
+        "MIN_AGE",
+        "leave CSV files modified less than this long ago (still being written) for the next run: 30s, 5m, 1h",
+        note="default off",
+        parse=parse_duration,
+        metavar="DURATION",
+    ),
     "env_file": Setting(
         "--env-file", "", "read settings from this file [default: ./.env if present]", metavar="PATH", custom=True
     ),
@@ -211,6 +233,13 @@ SETTINGS: dict[str, Setting] = {
         "write the run manifest to this local file (also to the bucket with --manifest)",
         parse=Path,
         metavar="PATH",
+    ),
+    "writes.no_overwrite": Setting(
+        "--no-overwrite",
+        "NO_OVERWRITE",
+        "write no object over another (conditional writes, If-None-Match): a key that holds other bytes fails its "
+        "file and keeps the object",
+        switch=True,
     ),
     "writes.sse": Setting("--sse", "SSE", "server-side encryption of every object", metavar="AES256|aws:kms"),
     "writes.sse_kms_key_id": Setting(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from s3_landing.config import QUIET, VERBOSE, Output, RunMode, Settings
-from s3_landing.discovery import Job, Problem
+from s3_landing.discovery import Deferred, Job, Problem
 from s3_landing.errors import NOT_STARTED, explain
 from s3_landing.manifest import ManifestWriter, outcome_entry, utc_now
 from s3_landing.transfer.files import Outcome, Status
@@ -288,6 +288,17 @@ class Reporter:
             text = f"Aviso: {printable(str(problem.path))}: {reason}"
             self.emit(Event("warning", text, "warning", problem.path, error=reason))
 
+    def deferred(self, item: Deferred) -> None:
+        """A file too young to open: its own warning line, counted as deferred, and not a failure."""
+        min_age = self.settings.source.min_age
+        if item.age < 0:
+            reason = (
+                f"modified {-item.age:.0f} s in the future by this machine's clock: left for the next run (MIN_AGE)"
+            )
+        else:
+            reason = f"modified {item.age:.0f} s ago, less than MIN_AGE ({min_age:g} s): left for the next run"
+        self.outcome(Outcome(item.source.path, Status.DEFERRED, item.key, item.source.size, reason))
+
     def outcome(self, outcome: Outcome) -> None:
         if outcome.error is not None and not outcome.reason:
             outcome = replace(outcome, reason=in_words(outcome.error, self.settings))
@@ -302,8 +313,12 @@ class Reporter:
                 self.emit(Event("warning", text, "warning", outcome.path, error=outcome.warning))
         elif outcome.status is Status.SKIPPED:
             why = " (same size and ETag as the object in the bucket)" if self.console.verbosity == VERBOSE else ""
+            if outcome.receipt is not None and outcome.receipt.already_there:
+                why = " (already there with the same bytes when it was written: landed since the listing)"
             text = f"Arquivo sem alterações, ignorado: {local} = {self.url(outcome.key)}{why}"
             self.emit(Event.about(outcome, "skipped", text))
+        elif outcome.status is Status.DEFERRED:
+            self.emit(Event.about(outcome, "deferred", f"Aviso: {local}: {outcome.reason}", "warning"))
         elif outcome.status is Status.FAILED and self.console.verbosity == QUIET and outcome.reason == NOT_STARTED:
             with self.lock:
                 self.not_started += 1  # after a signal there may be thousands: one line in the summary instead
@@ -323,19 +338,25 @@ class Reporter:
             text = f"Resumo (dry-run, nada enviado): {tally[Status.PLANNED]} a enviar, {failed} com falha"
             self.emit(Event("summary", text, extra={"planned": tally[Status.PLANNED], "failed": failed}))
             return
+        deferred = f", {tally[Status.DEFERRED]} adiados (MIN_AGE)" if self.settings.source.min_age else ""
         text = (
-            f"Resumo: {uploaded} enviados, {skipped} ignorados sem alterações, {failed} com falha; "
+            f"Resumo: {uploaded} enviados, {skipped} ignorados sem alterações, {failed} com falha{deferred}; "
             f"{tally.bytes_sent} bytes ({human_bytes(tally.bytes_sent)}) enviados em {seconds:.1f} s"
         )
         counts: dict[str, object] = {"uploaded": uploaded, "skipped": skipped, "failed": failed}
+        if self.settings.source.min_age:
+            counts["deferred"] = tally[Status.DEFERRED]
         counts.update({"bytes_sent": tally.bytes_sent, "seconds": round(seconds, 3)})
         self.emit(Event("summary", text, extra=counts))
 
     def manifest_summary(self) -> dict[str, object]:
         tally = self.tally
-        return {
+        summary: dict[str, object] = {
             "uploaded": tally[Status.UPLOADED],
             "skipped": tally[Status.SKIPPED],
             "failed": tally[Status.FAILED],
-            "bytes_uploaded": tally.bytes_sent,
         }
+        if self.settings.source.min_age:
+            summary["deferred"] = tally[Status.DEFERRED]
+        summary["bytes_uploaded"] = tally.bytes_sent
+        return summary

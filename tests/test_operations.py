@@ -364,3 +364,31 @@ def test_aws_batch_array_job_is_consistent() -> None:
     assert "AWS_ACCESS_KEY_ID" not in env  # credentials come from the job role
     assert all(env[name] == env[name].upper() for name in ("BUCKET_NAME", "AWS_REGION"))  # placeholders
     assert options.build_parser().parse_args(properties["command"]).log_format == "json"
+
+
+def test_kubernetes_cronjob_lands_safely_with_the_images_version(clean_env: Path) -> None:
+    cron = yaml.safe_load((ROOT / "deploy" / "kubernetes-cronjob.yaml").read_text(encoding="utf-8"))
+    assert (cron["apiVersion"], cron["kind"]) == ("batch/v1", "CronJob")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert container["image"].endswith(f"/upload-s3:{s3_landing.__version__}")
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert (container["volumeMounts"][0]["mountPath"], container["volumeMounts"][0]["readOnly"]) == (
+        "/app/data.base",
+        True,
+    )
+    os.environ.update(env)
+    settings = config.load_settings(container["args"])
+    assert (settings.source.min_age, settings.writes.no_overwrite) == (300, True)
+    assert settings.output.manifest_to_bucket
+
+
+def test_every_deployment_file_names_the_images_version() -> None:
+    tagged = re.compile(r"upload-s3:([0-9.]+)")
+    tags = {path.name: tagged.findall(path.read_text(encoding="utf-8")) for path in (ROOT / "deploy").iterdir()}
+    assert {name: found for name, found in tags.items() if found} == {
+        "aws-batch-job-definition.json": [s3_landing.__version__],
+        "kubernetes-cronjob.yaml": [s3_landing.__version__],
+        "kubernetes-indexed-job.yaml": [s3_landing.__version__],
+    }

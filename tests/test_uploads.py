@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -20,7 +21,7 @@ from s3_landing.errors import EngineError, FileChanged, Interrupted, S3Failure, 
 from s3_landing.transfer import uploads
 from s3_landing.transfer.destination import Destination, abort_ours
 from s3_landing.transfer.engine import Written
-from s3_landing.transfer.files import open_regular_file
+from s3_landing.transfer.files import Receipt, Status, open_regular_file
 from s3_landing.transfer.proof import Digests, Wanted, digests_of_bytes
 from s3_landing.transfer.uploads import SENT_WITHOUT_PROOF, Transfer, UploadStream
 
@@ -40,10 +41,16 @@ def s3_client() -> S3Client:
 
 
 def transfer_for(
-    tmp_path: Path, kms: bool = False, checks: bool = False, client: S3Client | None = None, max_attempts: int = 5
+    tmp_path: Path,
+    kms: bool = False,
+    checks: bool = False,
+    client: S3Client | None = None,
+    max_attempts: int = 5,
+    no_overwrite: bool = False,
 ) -> Transfer:
     destination = Destination(client or s3_client(), cast("S3Store", None), {}, kms, True, lambda: checks)
     settings = settings_for(tmp_path, RunMode.UPLOAD, max_attempts=max_attempts)
+    settings = replace(settings, writes=replace(settings.writes, no_overwrite=no_overwrite))
     return Transfer(destination, settings, threading.Event(), lambda _: None, "run-1")
 
 
@@ -58,20 +65,34 @@ def writes_answering(*etags: str) -> tuple[Callable[[], tuple[Written, Digests]]
     return write, calls
 
 
+def job_in(folder: Path) -> Job:
+    """The job of a movies.csv file holding DATA, written in folder."""
+    path = folder / "movies.csv"
+    path.write_bytes(DATA)
+    return Job(discovered(path), KEY, None)
+
+
+def proven(transfer: Transfer, write: Callable[[], tuple[Written, Digests]]) -> Receipt:
+    """The receipt of a write that write_proven counts as uploaded."""
+    status, receipt = transfer.write_proven(job_in(transfer.settings.source.folder), write)
+    assert status is Status.UPLOADED
+    return receipt
+
+
 def test_a_write_whose_etag_is_the_files_md5_is_proven_at_once(tmp_path: Path) -> None:
     write, calls = writes_answering(MD5)
-    receipt = transfer_for(tmp_path).write_proven(write)
+    receipt = proven(transfer_for(tmp_path), write)
     assert (receipt.etag, receipt.version_id, receipt.proof, calls) == (MD5, "v1", "etag", [MD5])
     assert receipt.checksum_sha256 == DIGESTS.checksum
 
 
 def test_a_write_the_answer_does_not_prove_is_sent_again_once_and_a_second_one_fails(tmp_path: Path) -> None:
     write, calls = writes_answering("e" * 32, MD5)
-    assert transfer_for(tmp_path).write_proven(write).proof == "etag"
+    assert proven(transfer_for(tmp_path), write).proof == "etag"
     assert len(calls) == 2
     write, calls = writes_answering("e" * 32, "f" * 32)
     with pytest.raises(StoredBytesDiffer, match="differ from the file"):
-        transfer_for(tmp_path).write_proven(write)
+        proven(transfer_for(tmp_path), write)
     assert len(calls) == 2
 
 
@@ -79,14 +100,14 @@ def test_where_etags_are_no_md5s_a_store_that_checks_checksums_proves_every_writ
     tmp_path: Path,
 ) -> None:
     write, calls = writes_answering("e" * 32)
-    assert transfer_for(tmp_path, kms=True, checks=True).write_proven(write).proof == "checksum"
+    assert proven(transfer_for(tmp_path, kms=True, checks=True), write).proof == "checksum"
     assert len(calls) == 1
 
 
 def test_where_etags_are_no_md5s_and_nothing_is_checked_a_write_counts_as_sent_without_proof(tmp_path: Path) -> None:
     transfer = transfer_for(tmp_path, kms=True, checks=False)
     write, calls = writes_answering("e" * 32)
-    assert transfer.write_proven(write).proof == ""
+    assert proven(transfer, write).proof == ""
     assert (len(calls), transfer.unverifiable[SENT_WITHOUT_PROOF]) == (1, 1)
 
 
@@ -107,15 +128,15 @@ def test_obstore_08s_unretried_connection_failures_are_sent_again_up_to_the_atte
 ) -> None:
     monkeypatch.setattr(uploads, "LEGACY_OBSTORE", True)
     write, calls = failing_then(2, S3Failure(None, kind="connection"))
-    assert transfer_for(tmp_path, max_attempts=3).write_proven(write).proof == "etag"
+    assert proven(transfer_for(tmp_path, max_attempts=3), write).proof == "etag"
     assert len(calls) == 3
     write, calls = failing_then(3, S3Failure(None, kind="connection"))
     with pytest.raises(EngineError):
-        transfer_for(tmp_path, max_attempts=3).write_proven(write)
+        proven(transfer_for(tmp_path, max_attempts=3), write)
     assert len(calls) == 3
     write, calls = failing_then(1, S3Failure(403, "AccessDenied"))  # an answer is never sent again
     with pytest.raises(EngineError):
-        transfer_for(tmp_path).write_proven(write)
+        proven(transfer_for(tmp_path), write)
     assert len(calls) == 1
 
 
@@ -123,7 +144,7 @@ def test_newer_obstore_retries_by_itself_so_a_failure_is_final(tmp_path: Path, m
     monkeypatch.setattr(uploads, "LEGACY_OBSTORE", False)
     write, calls = failing_then(1, S3Failure(None, kind="connection"))
     with pytest.raises(EngineError):
-        transfer_for(tmp_path).write_proven(write)
+        proven(transfer_for(tmp_path), write)
     assert len(calls) == 1
 
 

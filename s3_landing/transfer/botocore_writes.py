@@ -2,7 +2,8 @@
 
 - keys holding a control character (a newline or ESC in a file name), which object_store's paths refuse;
 - on obstore 0.8 (Python 3.9), objects with a canned ACL or a storage class: 0.8 has no storage class and sends
-  extra headers unsigned, which S3 refuses.
+  extra headers unsigned, which S3 refuses;
+- with --no-overwrite, multipart uploads: object_store has no conditional completion (object_store#289).
 
 They carry what obstore's writes carry (the file's checksum for the store to check, the lineage metadata, the write
 options) and are proven the same way; a multipart upload streams its parts with PARTS_AT_ONCE in flight and is
@@ -58,13 +59,16 @@ def put_multipart(
     parts_at_once: int,
     parameters: dict[str, Any],
     checksums: bool,
+    if_none_match: bool = False,
 ) -> Written:
+    """if_none_match: complete only if no object is under the key (412 otherwise, and the upload is aborted)."""
     algorithm: dict[str, Any] = {"ChecksumAlgorithm": "SHA256"} if checksums else {}
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **algorithm, **parameters)["UploadId"]
+    condition: dict[str, Any] = {"IfNoneMatch": "*"} if if_none_match else {}
     try:
         parts = send_parts(client, bucket, key, upload_id, stream, part_size, parts_at_once, checksums)
         answer = client.complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **condition
         )
     except BaseException:
         with contextlib.suppress(BotoCoreError, ClientError):

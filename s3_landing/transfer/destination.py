@@ -22,17 +22,24 @@ from botocore.utils import parse_timestamp
 from s3_landing import __version__
 from s3_landing.config import Settings
 from s3_landing.discovery import RemoteObject, date_folder, list_remote_objects, today_folders
+from s3_landing.errors import FatalError
 from s3_landing.objects import META_SHA256
 from s3_landing.transfer.engine import open_store, sends_checksums
 from s3_landing.transfer.proof import UNREADABLE_ENCRYPTION, StoredObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import MultipartUploadTypeDef
+    from mypy_boto3_s3.type_defs import CompletedMultipartUploadTypeDef, MultipartUploadTypeDef
     from obstore.store import S3Store
 
 
 PROBE_SUFFIX = ".upload_s3-write-check"  # the key of the probes' multipart uploads, never completed
+CONFLICT_ATTEMPTS = 5  # a 409 answers a conditional write while another to the key is in progress
+CONDITIONAL_PROBE = "_upload_s3/conditional-write-check"  # the one object a run may leave: --no-overwrite's probe
+CONDITIONS_FIX = (
+    "--no-overwrite cannot be kept on it: run without it, or land on a store that honours If-None-Match (AWS S3, "
+    "MinIO, SeaweedFS)"
+)
 WRONG_SHA256 = base64.b64encode(hashlib.sha256(b"not the part").digest()).decode()
 ABORT_GRACE_SECONDS = 2.0  # after a signal, how long the clean-up of this run's multipart uploads may take
 CLOCK_SLACK_SECONDS = 1.0  # the Date header and some stores' Initiated times have whole seconds
@@ -151,6 +158,62 @@ def clock_skew(date: str) -> float:
         return 0.0
 
 
+def conditional_probe_key(settings: Settings) -> str:
+    """Outside the day folders (so no --check lists it as an extra), in a folder Spark, Athena and pyarrow skip."""
+    return "/".join(part for part in (settings.target.prefix, CONDITIONAL_PROBE) if part)
+
+
+def check_conditional_writes(client: S3Client, settings: Settings) -> None:
+    """--no-overwrite rests on the store refusing a write to a taken key (If-None-Match: *, 412), on PutObject and
+    on CompleteMultipartUpload alike, since a store may honour one and not the other. The probe object is written
+    once (a few bytes; an earlier run's serves too) and written to again, conditionally; the multipart upload is
+    aborted. Raises FatalError when the store ignores or refuses the condition."""
+    key, bucket, parameters = conditional_probe_key(settings), settings.target.bucket, settings.writes.parameters()
+    body = b"upload_s3 checks here that the store refuses conditional writes to a taken key\n"
+    refused(lambda: client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", **parameters))  # or there
+    if not refused(lambda: client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", **parameters)):
+        raise FatalError(conditions_ignored("PutObject"))
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **parameters)["UploadId"]
+    try:
+        etag = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=body)["ETag"]
+        parts: CompletedMultipartUploadTypeDef = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+        complete = client.complete_multipart_upload
+        if not refused(
+            lambda: complete(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*")
+        ):
+            raise FatalError(conditions_ignored("CompleteMultipartUpload"))
+    finally:
+        with contextlib.suppress(BotoCoreError, ClientError):
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+def refused(write: Callable[[], object]) -> bool:
+    """True when the store refused the conditional write as S3 does (412); False when it wrote it. A 409 (another
+    run's conditional write to the key in progress) is tried again. Any other refusal (501, 400: the header is not
+    understood) is FatalError."""
+    attempt = 1
+    while True:
+        try:
+            write()
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 409 and attempt < CONFLICT_ATTEMPTS:
+                time.sleep(0.2 * 2**attempt)
+                attempt += 1
+                continue
+            if status == 412:
+                return True
+            if status in (400, 501):
+                code = error.response.get("Error", {}).get("Code", status)
+                raise FatalError(f"the store refused a conditional write ({code}): {CONDITIONS_FIX}") from None
+            raise
+        return False
+
+
+def conditions_ignored(operation: str) -> str:
+    return f"the store ignores conditional writes (If-None-Match on {operation}): {CONDITIONS_FIX}"
+
+
 def check_write_access(client: S3Client, settings: Settings) -> str:
     """Starting and aborting a multipart upload proves the right to write without leaving anything behind. It
     carries the objects' encryption, class, ACL and tags, so a bucket policy that requires them passes it too.
@@ -171,8 +234,15 @@ def survey(settings: Settings, session: botocore.session.Session, write_check: b
         ]
         asked_region = pool.submit(bucket_region, client, settings.target.bucket)
         writing = pool.submit(check_write_access, client, settings) if write_check else None
+        conditions = (
+            pool.submit(check_conditional_writes, client, settings)
+            if write_check and settings.writes.no_overwrite
+            else None
+        )
         remote = {key: found for listing in listings for key, found in listing.result().items()}
         encryption = writing.result() if writing is not None else ""
+        if conditions is not None:
+            conditions.result()
         region, skew = asked_region.result()
     if region not in (None, client.meta.region_name):
         client = make_s3_client(settings, session, region)

@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 import botocore
@@ -217,10 +217,14 @@ def open_store(
     )
 
 
-def put_bytes(store: S3Store, key: str, data: bytes, attributes: dict[str, str], tags: dict[str, str]) -> Written:
-    """One PUT of data, with x-amz-checksum-sha256 and a signed payload hash that the store can check."""
+def put_bytes(
+    store: S3Store, key: str, data: bytes, attributes: dict[str, str], tags: dict[str, str], create: bool = False
+) -> Written:
+    """One PUT of data, with x-amz-checksum-sha256 and a signed payload hash that the store can check; with create,
+    only if no object is under the key (If-None-Match: *, 412 otherwise)."""
+    mode: Literal["create", "overwrite"] = "create" if create else "overwrite"
     try:
-        result = obstore.put(store, key, data, attributes=attributes, tags=tags or None, use_multipart=False)
+        result = obstore.put(store, key, data, attributes=attributes, tags=tags or None, use_multipart=False, mode=mode)
     except Exception as error:
         raise EngineError(read_failure(error)) from error
     return Written(str(result["e_tag"] or "").strip('"'), result["version"])

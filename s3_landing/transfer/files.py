@@ -24,6 +24,7 @@ class Status(str, Enum):
     SKIPPED = "skipped"  # already there, proven the same
     FAILED = "failed"
     PLANNED = "planned"  # a dry run's
+    DEFERRED = "deferred"  # younger than MIN_AGE: left for the next run
 
 
 class ContentStats:
@@ -78,6 +79,7 @@ class Receipt:
     version_id: str | None = None
     checksum_sha256: str = ""
     proof: str = ""
+    already_there: bool = False  # a conditional write found the key taken by these same bytes
 
 
 @dataclass

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_landing.config import Settings
 from s3_landing.discovery import MIB, MULTIPART_THRESHOLD, Job, part_size_for
-from s3_landing.errors import EngineError, FileChanged, Interrupted, S3Failure, StoredBytesDiffer
+from s3_landing.errors import EngineError, FileChanged, Interrupted, ObjectKept, S3Failure, StoredBytesDiffer
 from s3_landing.objects import lineage_metadata, source_path_value
 from s3_landing.transfer import botocore_writes
 from s3_landing.transfer.destination import Destination, abort_ours, read_stored
@@ -203,7 +203,7 @@ class Transfer:
                 return Status.SKIPPED, skipped
             announce(job)
             metadata = lineage_metadata(digests.sha256, self.run_id, source_path)
-            return Status.UPLOADED, self.write_proven(lambda: (self.write_small(job, data, metadata), digests))
+            return self.write_proven(job, lambda: (self.write_small(job, data, metadata), digests))
         finally:
             self.budget.release(job.source.size)
 
@@ -220,19 +220,35 @@ class Transfer:
             return Status.SKIPPED, skipped
         announce(job)
         metadata = lineage_metadata(digests.sha256, self.run_id, source_path)
-        return Status.UPLOADED, self.write_proven(lambda: self.write_large(job, metadata))
+        return self.write_proven(job, lambda: self.write_large(job, metadata))
 
     def skip_when_same(self, job: Job, digests: Digests) -> Receipt | None:
-        """A receipt when the bucket holds this file's bytes under its key; None when the file must be sent."""
-        if not job.same_size_in_bucket:
+        """A receipt when the bucket holds this file's bytes under its key; None when the file must be sent. With
+        --no-overwrite, an object there that is not proven to be this file's bytes is kept: the file fails."""
+        keep = self.settings.writes.no_overwrite
+        if not job.same_size_in_bucket and not (keep and job.remote is not None):
             return None
         comparison = self.compare(job, digests)
         if comparison.status == "same":
             self.on_bytes(job.source.size)
             return Receipt(job.remote.etag if job.remote else "", proof=comparison.proof)
+        if keep:
+            raise ObjectKept(self.kept(job, comparison))
         if comparison.status == "unverifiable":
             self.count_unverifiable(HEAD_REFUSED if self.head_refused.is_set() else NOT_PROVEN)
         return None
+
+    def kept(self, job: Job, comparison: Comparison) -> str:
+        """Why --no-overwrite keeps the object at the file's key, and how to go on."""
+        url = f"s3://{self.settings.target.bucket}/{job.key}"
+        if comparison.status == "unverifiable":
+            held = f"{url} cannot be proven to hold this file's bytes or other ones ({comparison.why})"
+        else:
+            held = f"{url} holds other bytes ({comparison.why})"
+        return (
+            f"{held}; the object is kept (--no-overwrite): land the file under another --date, or remove the "
+            "object, and run again"
+        )
 
     def compare(self, job: Job, digests: Digests) -> Comparison:
         """The listing first; then a HEAD (which needs s3:GetObject), unless one was refused already this run."""
@@ -252,23 +268,43 @@ class Transfer:
         with self.lock:
             self.unverifiable[why] += 1
 
-    def write_proven(self, write: Callable[[], tuple[Written, Digests]]) -> Receipt:
+    def write_proven(self, job: Job, write: Callable[[], tuple[Written, Digests]]) -> tuple[Status, Receipt]:
         """Write, then prove the stored bytes by the store's answer. A write the answer does not prove is sent once
         more; a second one fails the file. Where ETags are no MD5s (KMS encryption) and the store checks no
-        checksum, nothing can prove a write: the file counts as sent without proof."""
-        destination = self.destination
-        for _ in range(2):
-            written, sent = self.write_retrying(write)
+        checksum, nothing can prove a write: the file counts as sent without proof. With --no-overwrite a write
+        that finds the key taken (412) is settled by comparing the object with the file."""
+        destination, keep = self.destination, self.settings.writes.no_overwrite
+        for attempt in (1, 2):
+            try:
+                written, sent = self.write_retrying(write)
+            except EngineError as error:
+                if not (keep and error.failure.status == 412):
+                    raise
+                return Status.SKIPPED, self.already_there(job)
             proof = write_proof(written.etag, sent, destination.sends_checksums, destination.checks_checksums)
             if proof or destination.kms:
                 if not proof:
                     self.count_unverifiable(SENT_WITHOUT_PROOF)
                 checksum = sent.checksum if destination.sends_checksums else ""
-                return Receipt(written.etag, written.version_id, checksum, proof)
+                return Status.UPLOADED, Receipt(written.etag, written.version_id, checksum, proof)
+            if keep or attempt == 2:
+                break
+        url = f"s3://{self.settings.target.bucket}/{job.key}"
+        fix = f"--no-overwrite keeps it: remove the object ({url}) and run again" if keep else "run again"
         raise StoredBytesDiffer(
-            f"the store's ETag {written.etag} is not this file's ({sent.multipart_etag or sent.md5}) after two "
-            "uploads: the bytes stored under the key differ from the file; run again"
+            f"the store's ETag {written.etag} is not this file's ({sent.multipart_etag or sent.md5}) after "
+            f"{attempt} upload{'s' if attempt > 1 else ''}: the bytes stored under the key differ from the file; {fix}"
         )
+
+    def already_there(self, job: Job) -> Receipt:
+        """A conditional write refused (412): the key was taken since the listing, by another run or by this
+        write itself (an answer lost and the request sent again). The same bytes: landed; other bytes: kept."""
+        stored = read_stored(self.destination.client, self.settings.target.bucket, job.key)
+        comparison = compare_stored(stored, digests_of_file(job.source, EVERY_FORM), self.destination.checks_checksums)
+        if comparison.status != "same":
+            raise ObjectKept(self.kept(job, replace(comparison, why=f"written since the listing; {comparison.why}")))
+        self.on_bytes(job.source.size)
+        return Receipt(stored.etag, None, proof=comparison.proof, already_there=True)
 
     def write_retrying(self, write: Callable[[], tuple[Written, Digests]]) -> tuple[Written, Digests]:
         """write, sent again after a connection failure that obstore 0.8 does not retry itself (README,
@@ -278,7 +314,8 @@ class Transfer:
             try:
                 return write()
             except EngineError as error:
-                if not (LEGACY_OBSTORE and error.is_transport_failure) or attempt >= self.settings.run.max_attempts:
+                again = (LEGACY_OBSTORE and error.is_transport_failure) or error.failure.status == 409
+                if not again or attempt >= self.settings.run.max_attempts:  # 409: a conditional write in progress
                     raise
             if self.stop.wait(min(0.1 * 2**attempt, 5.0)):
                 raise Interrupted("not sent: the run was interrupted while a failed upload waited to be sent again")
@@ -288,6 +325,8 @@ class Transfer:
         writes = self.settings.writes
         if botocore_writes.obstore_cannot_write(job.key, writes):
             parameters = botocore_writes.object_parameters(CONTENT_TYPE, metadata, writes)
+            if writes.no_overwrite:
+                parameters["IfNoneMatch"] = "*"
             return self.by_botocore(
                 lambda: botocore_writes.put_object(
                     self.destination.client,
@@ -299,7 +338,7 @@ class Transfer:
                 )
             )
         attributes = object_attributes(CONTENT_TYPE, writes.storage_class, metadata)
-        return put_bytes(self.store, job.key, data, attributes, self.tags)
+        return put_bytes(self.store, job.key, data, attributes, self.tags, create=writes.no_overwrite)
 
     def write_large(self, job: Job, metadata: dict[str, str]) -> tuple[Written, Digests]:
         """A multipart upload, at most LARGE_FILES_AT_ONCE at a time; the digests of the bytes it read and sent. One
@@ -338,12 +377,22 @@ class Transfer:
 
     def send_stream(self, job: Job, stream: UploadStream, metadata: dict[str, str]) -> Written:
         writes, part_size = self.settings.writes, part_size_for(job.source.size)
-        if botocore_writes.obstore_cannot_write(job.key, writes):
+        # obstore has no conditional multipart upload (object_store#289): with --no-overwrite botocore's calls
+        # complete it with If-None-Match, parts streamed the same way
+        if writes.no_overwrite or botocore_writes.obstore_cannot_write(job.key, writes):
             parameters = botocore_writes.object_parameters(CONTENT_TYPE, metadata, writes)
             client, bucket, checksums = self.destination.client, self.settings.target.bucket, self.sends_checksums
             return self.by_botocore(
                 lambda: botocore_writes.put_multipart(
-                    client, bucket, job.key, stream, part_size, PARTS_AT_ONCE, parameters, checksums
+                    client,
+                    bucket,
+                    job.key,
+                    stream,
+                    part_size,
+                    PARTS_AT_ONCE,
+                    parameters,
+                    checksums,
+                    if_none_match=writes.no_overwrite,
                 )
             )
         attributes = object_attributes(CONTENT_TYPE, writes.storage_class, metadata)
