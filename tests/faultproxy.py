@@ -9,6 +9,8 @@ relays the answer. Faults::
     reset-after   forward the request, then reset the client connection instead of answering
     cut           forward the request, then send the first half of the answer and reset the connection
     500 / 503     answer InternalError / SlowDown with an S3 XML error body, without forwarding
+    409           answer ConditionalRequestConflict (another conditional write to the key in progress), without
+                  forwarding
     501           answer NotImplemented (a store refusing a header it does not implement), without forwarding
     stall         forward the request, then hold the answer for ``stall_seconds`` before relaying it
     corrupt       forward the request with one byte of its body changed (the bytes the server must verify)
@@ -72,13 +74,14 @@ from seaweed import free_port
 
 __all__ = ["Completion", "Fault", "FaultProxy", "Request", "Rule", "SunkPart", "every_nth", "first_attempts"]
 
-Fault = Literal["reset-before", "reset-after", "cut", "500", "501", "503", "stall", "corrupt", "sink", "refuse"]
+Fault = Literal["reset-before", "reset-after", "cut", "409", "500", "501", "503", "stall", "corrupt", "sink", "refuse"]
 PRESIGNATURE_FIELDS = ("x-amz-", "signature=", "expires=", "awsaccesskeyid=")  # SigV4 and SigV2 query fields
 MAX_HEAD_BYTES = 64 * 1024
 SINK_BLOCK = 1024 * 1024  # a sunk body is read in blocks of this size, never held whole
 IDLE_SECONDS = 60.0
 UPSTREAM_SECONDS = 30.0
 ERRORS = {
+    "409": (b"409 Conflict", b"ConditionalRequestConflict", b"A conflicting operation is in progress on this object."),
     "500": (b"500 Internal Server Error", b"InternalError", b"We encountered an internal error. Please try again."),
     "501": (b"501 Not Implemented", b"NotImplemented", b"A header you provided is not implemented."),
     "503": (b"503 Slow Down", b"SlowDown", b"Please reduce your request rate."),

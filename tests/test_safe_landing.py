@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.stub import Stubber
 from datagen import write_movies
-from faultproxy import FaultProxy, Request
+from faultproxy import Fault, FaultProxy, Request, Rule
 from seaweed import SeaweedServer, make_client
 from test_check import statuses
 from test_cli import DATE, Run, body, keys_in, run_uploader, uploader_env
@@ -363,6 +363,33 @@ def test_no_overwrite_writes_every_object_conditionally_and_keeps_objects_holdin
     assert {request.path.rsplit("/", 1)[1] for request in writes} == {new_small.name, new_big.name}
     assert [request.headers.get("if-none-match") for request in writes] == ["*"] * len(writes)
     assert any(request.is_complete for request in writes)  # the large one: a conditional Complete
+
+
+def first_write_of_each_key(fault: Fault) -> Rule:
+    """fault on the first PutObject or CompleteMultipartUpload of each file's key; the writes after it pass."""
+    seen: set[str] = set()
+
+    def rule(request: Request) -> Fault | None:
+        if not is_object_write(request) or request.path in seen:
+            return None
+        seen.add(request.path)
+        return fault
+
+    return rule
+
+
+def test_a_409_a_conditional_write_in_progress_is_sent_again_and_lands(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    source = tmp_path / "data"
+    files = [*small_files(source, 3), big_file(source)]
+    proxy.faults = first_write_of_each_key("409")
+    run = run_uploader(s3_server, ["--source", str(source), "--no-overwrite"], proxied_env(s3_server, proxy, bucket))
+    assert run.code == 0, run.err
+    assert sent(run) == set(files)
+    assert proxy.injected["409"] == len(files)
+    for path in files:
+        assert body(admin_s3, bucket, key_of(path)) == path.read_bytes()
 
 
 def landing_first(admin_s3: S3Client, bucket: str, key: str, data: bytes) -> Callable[[Request], None]:
