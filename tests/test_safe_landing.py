@@ -192,24 +192,25 @@ def multipart(stub: Stubber) -> None:
     stub.add_response("upload_part", {"ETag": '"p1"'})
 
 
-def test_a_store_that_refuses_both_conditional_writes_passes_the_probe(tmp_path: Path) -> None:
+ANSWERS = {"refused": (412, "PreconditionFailed"), "conflict": (409, "ConditionalRequestConflict")}
+
+
+@pytest.mark.parametrize(
+    "put_answers",
+    [("written", "refused"), ("refused", "conflict", "refused")],
+    ids=["first-probe", "an-earlier-probe-there-and-a-409-tried-again"],
+)
+def test_a_store_that_refuses_both_conditional_writes_passes_the_probe(
+    tmp_path: Path, put_answers: tuple[str, ...]
+) -> None:
     def script(stub: Stubber) -> None:
-        stub.add_response("put_object", {})
-        stub_error(stub, "put_object", 412, "PreconditionFailed")
+        for answer in put_answers:
+            if answer == "written":
+                stub.add_response("put_object", {})
+            else:
+                stub_error(stub, "put_object", *ANSWERS[answer])
         multipart(stub)
-        stub_error(stub, "complete_multipart_upload", 412, "PreconditionFailed")
-        stub.add_response("abort_multipart_upload", {})
-
-    probe(tmp_path, script)
-
-
-def test_a_409_in_the_probe_another_runs_probe_is_tried_again(tmp_path: Path) -> None:
-    def script(stub: Stubber) -> None:
-        stub_error(stub, "put_object", 412, "PreconditionFailed")  # an earlier run's probe object is there
-        stub_error(stub, "put_object", 409, "ConditionalRequestConflict")
-        stub_error(stub, "put_object", 412, "PreconditionFailed")
-        multipart(stub)
-        stub_error(stub, "complete_multipart_upload", 412, "PreconditionFailed")
+        stub_error(stub, "complete_multipart_upload", *ANSWERS["refused"])
         stub.add_response("abort_multipart_upload", {})
 
     probe(tmp_path, script)
