@@ -134,7 +134,7 @@ class Audit:
                     break
                 if isinstance(item, Deferred):
                     local_keys.add(item.key)
-                    reason = f"modified {item.age:.0f} s ago, within MIN_AGE: not compared this run"
+                    reason = item.why(self.settings.source.min_age, then="not compared this run")
                     self.report(Finding(Verdict.DEFERRED, item.source.path, item.key, item.source.size, reason))
                 elif isinstance(item, Problem) and not item.fails_run:
                     self.reporter.problem(item)  # a warning; the file itself follows

@@ -184,6 +184,12 @@ class Deferred:
     key: str
     age: float
 
+    def why(self, min_age: float, then: str) -> str:
+        """Its age against MIN_AGE, then what becomes of it (the upload's and --check's words)."""
+        if self.age < 0:
+            return f"modified {-self.age:.0f} s in the future by this machine's clock: {then} (MIN_AGE)"
+        return f"modified {self.age:.0f} s ago, less than MIN_AGE ({min_age:g} s): {then}"
+
 
 @dataclass(frozen=True)
 class Job:
@@ -257,8 +263,8 @@ def plan_jobs(
             yield Problem(item.path, reason, collision=True)
         elif inventory.identities.get(item.name) != (item.device, item.inode):
             yield Problem(item.path, APPEARED, fails_run=False)
-        elif min_age and now - item.mtime_ns / 1e9 < min_age:
-            yield Deferred(item, key, now - item.mtime_ns / 1e9)
+        elif min_age and (age := now - item.mtime_ns / 1e9) < min_age:
+            yield Deferred(item, key, age)
         else:
             yield Job(item, key, remote.get(key))
 

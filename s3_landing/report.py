@@ -290,13 +290,7 @@ class Reporter:
 
     def deferred(self, item: Deferred) -> None:
         """A file too young to open: its own warning line, counted as deferred, and not a failure."""
-        min_age = self.settings.source.min_age
-        if item.age < 0:
-            reason = (
-                f"modified {-item.age:.0f} s in the future by this machine's clock: left for the next run (MIN_AGE)"
-            )
-        else:
-            reason = f"modified {item.age:.0f} s ago, less than MIN_AGE ({min_age:g} s): left for the next run"
+        reason = item.why(self.settings.source.min_age, then="left for the next run")
         self.outcome(Outcome(item.source.path, Status.DEFERRED, item.key, item.source.size, reason))
 
     def outcome(self, outcome: Outcome) -> None:

@@ -301,19 +301,24 @@ def test_check_reports_deferred_files_apart_and_they_do_not_fail_it(
     s3_server: SeaweedServer, bucket: str, tmp_path: Path
 ) -> None:
     source = tmp_path / "data"
-    old, fresh = small_files(source, 2)
+    old, fresh, future = small_files(source, 3)
     aged(old, 3600)
+    aged(future, -3600)
     env = uploader_env(s3_server, BUCKET_NAME=bucket, UPLOAD_DATE=DATE)
     assert run_uploader(s3_server, ["--source", str(source), "--min-age", "1m"], env).code == 0
     check = ["--source", str(source), "--check", "--min-age", "1m"]
     run = run_uploader(s3_server, [*check, "--log-format", "json"], uploader_env(s3_server, "ro", **env_of(bucket)))
     assert run.code == 0, run.err
-    assert statuses(run) == {old.name: "present", fresh.name: "deferred"}
+    assert statuses(run) == {old.name: "present", fresh.name: "deferred", future.name: "deferred"}
     [summary] = [event for event in events(run) if event["event"] == "summary"]
-    assert (summary["present"], summary["missing"], summary["deferred"]) == (1, 0, 1)
+    assert (summary["present"], summary["missing"], summary["deferred"]) == (1, 0, 2)
     run = run_uploader(s3_server, check, uploader_env(s3_server, "ro", **env_of(bucket)))
-    assert f"Adiado: {fresh} -> s3://{bucket}/{key_of(fresh)}: modified" in run.err
-    assert "0 em colisão, 1 adiados (MIN_AGE); 0 objetos sem arquivo local" in run.summary()
+    lines = run.err.splitlines()
+    fresh_line = next(line for line in lines if line.startswith(f"Adiado: {fresh} -> s3://{bucket}/{key_of(fresh)}: "))
+    assert fresh_line.endswith(" s ago, less than MIN_AGE (60 s): not compared this run")
+    future_line = next(line for line in lines if line.startswith(f"Adiado: {future} -> "))
+    assert future_line.endswith(" s in the future by this machine's clock: not compared this run (MIN_AGE)")
+    assert "0 em colisão, 2 adiados (MIN_AGE); 0 objetos sem arquivo local" in run.summary()
     without = run_uploader(s3_server, check[:-2], uploader_env(s3_server, "ro", **env_of(bucket)))
     assert without.code == 1  # without MIN_AGE the young file is simply missing
 
