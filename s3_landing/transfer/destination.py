@@ -38,7 +38,7 @@ CONFLICT_ATTEMPTS = 5  # a 409 answers a conditional write while another to the 
 CONDITIONAL_PROBE = "_upload_s3/conditional-write-check"  # the one object a run may leave: --no-overwrite's probe
 CONDITIONS_FIX = (
     "--no-overwrite cannot be kept on it: run without it, or land on a store that honours If-None-Match (AWS S3, "
-    "MinIO, SeaweedFS)"
+    "SeaweedFS)"
 )
 WRONG_SHA256 = base64.b64encode(hashlib.sha256(b"not the part").digest()).decode()
 ABORT_GRACE_SECONDS = 2.0  # after a signal, how long the clean-up of this run's multipart uploads may take
@@ -159,7 +159,7 @@ def clock_skew(date: str) -> float:
 
 
 def conditional_probe_key(settings: Settings) -> str:
-    """Outside the day folders (so no --check lists it as an extra), in a folder Spark, Athena and pyarrow skip."""
+    """Outside the day folders (so no --check lists it as an extra), in a folder Spark, Hive and pyarrow skip."""
     return "/".join(part for part in (settings.target.prefix, CONDITIONAL_PROBE) if part)
 
 
