@@ -25,6 +25,7 @@ from s3_landing.errors import (
     EXIT_SOME_FAILED,
     NOT_STARTED,
     ConfigError,
+    EngineError,
     FatalError,
     Interrupted,
     UploadS3Error,
@@ -85,7 +86,7 @@ def report_without_uploading(settings: Settings, reporter: Reporter, inventory: 
 
 def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: Callable[[], T]) -> T:
     """The first requests (preflight, or the check's survey) in a daemon thread, so that a signal during a hung
-    first request still ends the run at once; any of botocore's errors there is fatal."""
+    first request still ends the run at once; any of botocore's or the engine's errors there is fatal."""
     results: list[T] = []
     errors: list[BaseException] = []
 
@@ -103,7 +104,7 @@ def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: C
             raise Interrupted()
     if not errors:
         return results[0]
-    if isinstance(errors[0], (BotoCoreError, ClientError)):
+    if isinstance(errors[0], (BotoCoreError, ClientError, EngineError)):
         raise FatalError(explain(errors[0], settings)) from None
     raise errors[0]
 

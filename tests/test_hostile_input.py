@@ -365,6 +365,18 @@ def test_a_key_over_1024_bytes_is_reported(
     assert keys_in(admin_s3, bucket) == {f"{prefix}/Movies/2022/05/02/movies_good.csv"}
 
 
+def test_a_re_run_under_a_prefix_of_any_characters_finds_what_the_first_run_landed(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path
+) -> None:
+    """obstore 0.8 (Python 3.9) lists nothing under a prefix holding such characters: botocore lists those folders."""
+    prefix = "Zona crua/ç%~?"
+    assert upload(s3_server, bucket, source, "--prefix", prefix).code == 0
+    again = upload(s3_server, bucket, source, "--prefix", prefix)
+    assert again.code == 0, again.err
+    assert again.summary().startswith("Resumo: 0 enviados, 1 ignorados sem alterações, 0 com falha")
+    assert keys_in(admin_s3, bucket) == {f"{prefix}/Movies/2022/05/02/movies_good.csv"}
+
+
 # --- empty ----------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from faultproxy import FaultProxy
+from faultproxy import FaultProxy, Request
 from seaweed import SeaweedServer
 from test_cli import Run, run_uploader
 from test_reliability import assert_holds_exactly, big_file, key_of, proxied_env, sent, small_files
@@ -101,3 +101,42 @@ def test_a_name_with_a_backslash_is_uploaded_with_a_warning(
         "lands under another key and the file is sent again on every run; rename it if that store is yours"
     ]
     assert sent(run) == {odd}
+
+
+def test_a_store_listing_objects_without_their_last_modified_still_gets_no_file_again(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """object_store refuses a listing without LastModified: botocore, which reads what there is, lists it then."""
+    files = small_files(tmp_path, 3)
+    again = rerun_with_listings(
+        s3_server, proxy, bucket, tmp_path, lambda body: re.sub(rb"<LastModified>.*?</LastModified>", b"", body)
+    )
+    assert again.code == 0, again.err
+    assert again.summary().startswith("Resumo: 0 enviados, 3 ignorados sem alterações, 0 com falha")
+    assert not [request for request in proxy.requests if request.method == "HEAD" and "/Raw/" in request.target]
+    assert_holds_exactly(admin_s3, bucket, files)
+
+
+def test_a_bucket_in_another_region_is_listed_and_written_with_signatures_for_that_region(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """HeadBucket names the bucket's region (S3 does, with a 301 or 403 too, when asked in the wrong one): the
+    engine, which signs for the region it is given alone, is opened again for it, and lists the folders again."""
+    files = small_files(tmp_path, 2)
+
+    def in_eu_west_1(request: Request, answer: bytes) -> bytes:
+        if request.method != "HEAD" or "/Raw/" in request.target:
+            return answer
+        return answer.replace(b"\r\n", b"\r\nx-amz-bucket-region: eu-west-1\r\n", 1)
+
+    first = upload(s3_server, proxy, bucket, tmp_path)
+    assert first.code == 0, first.err
+    proxy.rewrite_answer = in_eu_west_1
+    before = len(proxy.requests)
+    again = upload(s3_server, proxy, bucket, tmp_path)
+    assert again.code == 0, again.err
+    assert again.summary().startswith("Resumo: 0 enviados, 2 ignorados sem alterações, 0 com falha")
+    listings = [request for request in proxy.requests[before:] if "list-type=2" in request.target]
+    regions = [request.headers["authorization"].split("Credential=")[1].split("/")[2] for request in listings]
+    assert regions[-2:] == ["eu-west-1", "eu-west-1"]
+    assert_holds_exactly(admin_s3, bucket, files)

@@ -23,8 +23,8 @@ from s3_landing import __version__
 from s3_landing.config import Settings
 from s3_landing.discovery import RemoteObject, date_folder, list_remote_objects, today_folders
 from s3_landing.errors import FatalError
-from s3_landing.objects import META_SHA256
-from s3_landing.transfer.engine import open_store, sends_checksums
+from s3_landing.objects import META_SHA256, WriteOptions
+from s3_landing.transfer.engine import list_objects, lists_correctly, open_store, sends_checksums
 from s3_landing.transfer.proof import UNREADABLE_ENCRYPTION, StoredObject
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ class Destination:
 @dataclass(frozen=True)
 class Survey:
     client: S3Client
+    store: S3Store
     remote: dict[str, RemoteObject]
     encryption: str
     clock_skew: float
@@ -225,13 +226,12 @@ def check_write_access(client: S3Client, settings: Settings) -> str:
 
 
 def survey(settings: Settings, session: botocore.session.Session, write_check: bool) -> Survey:
-    """A client for the bucket's region and what today's folders hold; with write_check, proof that we may write.
-    Raises botocore's errors: any of them means the bucket cannot be used."""
+    """Clients for the bucket's region and what today's folders hold; with write_check, proof that we may write.
+    Raises botocore's errors, or the engine's for the listing: any of them means the bucket cannot be used."""
     client = make_s3_client(settings, session)
+    store, lister = open_engine(client, session, settings)
     with cf.ThreadPoolExecutor(4, thread_name_prefix="preflight") as pool:  # one round trip's wait, not four
-        listings = [
-            pool.submit(list_remote_objects, client, settings.target.bucket, f) for f in today_folders(settings)
-        ]
+        listings = [pool.submit(list_folder, client, lister, settings, f) for f in today_folders(settings)]
         asked_region = pool.submit(bucket_region, client, settings.target.bucket)
         writing = pool.submit(check_write_access, client, settings) if write_check else None
         conditions = (
@@ -239,26 +239,43 @@ def survey(settings: Settings, session: botocore.session.Session, write_check: b
             if write_check and settings.writes.no_overwrite
             else None
         )
+        region, skew = asked_region.result()
+        if region not in (None, client.meta.region_name):  # the engine signs for the region it is given alone
+            client = make_s3_client(settings, session, region)
+            store, lister = open_engine(client, session, settings)
+            listings = [pool.submit(list_folder, client, lister, settings, f) for f in today_folders(settings)]
         remote = {key: found for listing in listings for key, found in listing.result().items()}
         encryption = writing.result() if writing is not None else ""
         if conditions is not None:
             conditions.result()
-        region, skew = asked_region.result()
-    if region not in (None, client.meta.region_name):
-        client = make_s3_client(settings, session, region)
-    return Survey(client, remote, encryption, skew)
+    return Survey(client, store, remote, encryption, skew)
+
+
+def open_engine(client: S3Client, session: botocore.session.Session, settings: Settings) -> tuple[S3Store, S3Store]:
+    """The store for the writes, and the one for the listings: the same (its connections then serve the writes),
+    unless the writes carry a canned ACL, a default header obstore sends on every request, which a store may refuse
+    on a listing (SeaweedFS answers 403)."""
+    bucket, attempts = settings.target.bucket, settings.run.max_attempts
+    store = open_store(client, session, bucket, settings.writes, attempts)
+    lister = store if not settings.writes.acl else open_store(client, session, bucket, WriteOptions(), attempts)
+    return store, lister
+
+
+def list_folder(client: S3Client, store: S3Store, settings: Settings, folder: str) -> dict[str, RemoteObject]:
+    """The engine's listing; botocore's where the engine cannot list the folder or read the store's listing."""
+    listed = list_objects(store, folder) if lists_correctly(folder) else None
+    return listed if listed is not None else list_remote_objects(client, settings.target.bucket, folder)
 
 
 def preflight(settings: Settings) -> Destination:
     """Clients, what is already in today's folders, and proof that we may write."""
     session = new_session()
     found = survey(settings, session, write_check=True)
-    store = open_store(found.client, session, settings.target.bucket, settings.writes, settings.run.max_attempts)
     kms = (settings.writes.sse or found.encryption) in UNREADABLE_ENCRYPTION
     sends = sends_checksums(session)
     probes_begun: dict[str, float] = {}
     checks = ChecksumCheck(found.client, settings, sends, probes_begun)
-    return Destination(found.client, store, found.remote, kms, sends, checks, found.clock_skew, probes_begun)
+    return Destination(found.client, found.store, found.remote, kms, sends, checks, found.clock_skew, probes_begun)
 
 
 def read_stored(client: S3Client, bucket: str, key: str) -> StoredObject:
