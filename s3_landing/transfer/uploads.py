@@ -49,6 +49,7 @@ from s3_landing.transfer.proof import (
     compare_stored,
     digests_of_bytes,
     digests_of_file,
+    md5_of_bytes,
     write_proof,
 )
 
@@ -179,7 +180,7 @@ class Transfer:
         stats = ContentStats() if self.settings.output.records_content else None
         try:
             data = read_whole(job.source)
-            if compare_listed(job.remote, digests_of_bytes(data)) is None:
+            if compare_listed(job.remote, md5_of_bytes(data)) is None:
                 return None
             ensure_unchanged(job.source)
         except (OSError, FileChanged):
