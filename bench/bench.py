@@ -16,6 +16,7 @@ import argparse
 import ast
 import asyncio
 import atexit
+import compileall
 import contextlib
 import datetime as dt
 import hashlib
@@ -29,6 +30,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -67,6 +69,13 @@ def requirements_digest() -> str:
     for path in REQUIREMENTS:
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def compile_site_packages() -> None:
+    """Byte-compile the tools' packages where their .pyc files are stale (a venv copied with its files' times
+    changed): the runs set PYTHONDONTWRITEBYTECODE, so each would compile botocore again, 0.5 s every start."""
+    for folder in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        compileall.compile_dir(folder, quiet=1, workers=0)
 
 
 def ensure_venv(venv: Path) -> None:
@@ -134,6 +143,22 @@ def generate(work: Path, big_movies: int, big_series: int, many_count: int, many
         manifest.write_text(json.dumps(spec))
         print(f"bench: generated the data in {time.perf_counter() - started:.1f} s", flush=True)
     return Dataset("BIG", big, scan(big)), Dataset("MANY", many, scan(many))
+
+
+def generate_wide(work: Path, count: int, size: int) -> Dataset:
+    """WIDE: as MANY, with count files (20,000): what a no-op re-run costs per file once start-up is small beside it."""
+    import datagen
+
+    spec = {"wide": [count, size], "seed": 5, "version": 1}
+    manifest, wide = work / "wide.json", work / "wide"
+    if not (manifest.is_file() and json.loads(manifest.read_text()) == spec and wide.is_dir()):
+        started = time.perf_counter()
+        shutil.rmtree(wide, ignore_errors=True)
+        wide.mkdir(parents=True)
+        datagen.write_many(wide, count, size, seed=5)
+        manifest.write_text(json.dumps(spec))
+        print(f"bench: generated {count} files for WIDE in {time.perf_counter() - started:.1f} s", flush=True)
+    return Dataset("WIDE", wide, scan(wide))
 
 
 def raw_key(name: str) -> str:
@@ -380,7 +405,8 @@ def files_digest(files: dict[str, bytes]) -> str:
 
 def write_program(label: str, files: dict[str, bytes], origin: str) -> Program:
     """The files written to a temporary folder (removed at exit), not under bench/, where mypy or pytest would find
-    a second upload_s3 and s3_landing."""
+    a second upload_s3 and s3_landing; the package byte-compiled, as a checkout is after its first run and the
+    image is when built, since the runs set PYTHONDONTWRITEBYTECODE."""
     if PROGRAM_FILE not in files:
         raise SystemExit(f"bench: {label}: no {PROGRAM_FILE} in {origin}")
     folder = Path(tempfile.mkdtemp(prefix="bench-upload_s3-"))
@@ -389,6 +415,7 @@ def write_program(label: str, files: dict[str, bytes], origin: str) -> Program:
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+    compileall.compile_dir(folder / PROGRAM_PACKAGE, quiet=1)
     package = len(files) - 1
     content = PROGRAM_FILE + (f" + {package} files of {PROGRAM_PACKAGE}/" if package else "")
     return Program(label, folder / PROGRAM_FILE, f"sha256 {files_digest(files)} of {content}, {origin}")
@@ -541,7 +568,10 @@ NOOP_TOOLS: tuple[tuple[Tool, Tool], ...] = (
 WAN_TOOLS = (S5CMD, UPLOAD_S3)
 
 STARTUP_TOOLS = (S5CMD, UPLOAD_S3)
+WIDE_TOOLS = NOOP_TOOLS[:2]  # upload_s3.py and s5cmd sync
 ONE = "ONE file (start-up)"
+WIDE_UPLOAD = "WIDE upload (one run)"  # the buckets the WIDE no-op re-runs go into
+WIDE_NOOP = "WIDE no-op re-run"
 ONE_FILE = "movies_start.csv"
 
 REFERENCE = {
@@ -550,6 +580,8 @@ REFERENCE = {
     "MANY no-op re-run": "s5cmd sync",
     "MANY over WAN": S5CMD.name,
     ONE: S5CMD.name,
+    WIDE_UPLOAD: S5CMD.name,
+    WIDE_NOOP: "s5cmd sync",
 }
 LOOP_REFERENCE = {"BIG": LOOP.name, "MANY": LOOP.name}
 
@@ -562,12 +594,13 @@ class Lineup:
     noops: tuple[tuple[Tool, Tool], ...]  # MANY no-op re-runs: (the re-run, the upload whose bucket it re-runs into)
     wan: tuple[Tool, ...]
     startup: tuple[Tool, ...]  # ONE
+    wide: tuple[tuple[Tool, Tool], ...]  # WIDE: (the no-op re-run, the upload it re-runs after)
 
 
 def lineup(baseline: Program | None) -> Lineup:
     """The tools; with --baseline, that commit's upload_s3.py runs wherever the current one does, right after it."""
     if baseline is None:
-        return Lineup(UPLOAD_TOOLS, NOOP_TOOLS, WAN_TOOLS, STARTUP_TOOLS)
+        return Lineup(UPLOAD_TOOLS, NOOP_TOOLS, WAN_TOOLS, STARTUP_TOOLS, WIDE_TOOLS)
     before = Tool(baseline.label, "raw", baseline_cmd)
     again = Tool(f"{baseline.label} (again)", "raw", baseline_cmd, no_op_marker=NOTHING_SENT)
 
@@ -579,7 +612,8 @@ def lineup(baseline: Program | None) -> Lineup:
         noops.append((noop, source))
         if source is UPLOAD_S3:
             noops.append((again, before))
-    return Lineup(beside(UPLOAD_TOOLS), tuple(noops), beside(WAN_TOOLS), beside(STARTUP_TOOLS))
+    wide = tuple(pair for pair in noops if pair in WIDE_TOOLS or pair[1] is before)
+    return Lineup(beside(UPLOAD_TOOLS), tuple(noops), beside(WAN_TOOLS), beside(STARTUP_TOOLS), wide)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -835,6 +869,24 @@ def run_rounds(bench: Bench, big: Dataset, many: Dataset) -> None:
                 empty_and_delete(bench.admin, bucket)
 
 
+def run_wide(bench: Bench, wide: Dataset) -> None:
+    """The no-op re-run of many files: each tool's upload once (one run, verified), then its re-run every round."""
+    pairs = lineup(bench.baseline).wide
+    kept: dict[str, str] = {}
+    for _noop, source in pairs:
+        bucket = bench.new_bucket(f"wide-{source.name}")
+        if bench.execute(WIDE_UPLOAD, source, wide, bucket, 1).valid:
+            kept[source.name] = bucket
+    for round_number in range(1, bench.args.rounds + 1):
+        for noop, source in rotated(pairs, round_number):
+            if source.name in kept:
+                bucket = kept[source.name]
+                check = unchanged_check(bench, bucket, noop, list_bucket(bench.admin, bucket))
+                bench.execute(WIDE_NOOP, noop, wide, bucket, round_number, check=check)
+    for bucket in kept.values():
+        empty_and_delete(bench.admin, bucket)
+
+
 def run_wan(bench: Bench, many: Dataset) -> None:
     from seaweed import free_port
 
@@ -884,20 +936,26 @@ def run_memory(bench: Bench) -> list[MemoryFigure]:
 # "Class.function (file:line)", the file as py-spy shortens it (upload_s3.py, s3_landing/transfer/uploads.py,
 # botocore/client.py): the patterns name functions, never files, so they hold wherever the code lives.
 PROFILE_AREAS: tuple[tuple[str, str], ...] = (
-    ("importing modules (obstore, botocore, s3_landing...)", r"<frozen importlib\._bootstrap"),
-    ("creating the clients (botocore's service model, obstore's store)", r"make_s3_client|create_client|open_store"),
-    ("walking the source folder", r"walk_csv_files|take_inventory"),
-    ("planning the uploads (keys, what the bucket holds)", r"plan_jobs"),
-    ("listing the bucket (ListObjectsV2 + XML)", r"list_remote_objects"),
+    ("start-up: importing modules (obstore, botocore, s3_landing...)", r"<frozen importlib\._bootstrap"),
+    (
+        "start-up: creating the clients (botocore's service model, obstore's store)",
+        r"make_s3_client|create_client|open_store",
+    ),
+    ("discovery: walking the source folder", r"walk_csv_files|take_inventory"),
+    ("discovery: planning the uploads (keys, collisions, what the bucket holds)", r"plan_jobs"),
+    ("listing: the bucket's day folders (ListObjectsV2)", r"list_objects|list_remote_objects"),
     ("comparing unchanged small files (skip_if_unchanged, main thread)", r"skip_if_unchanged"),
     ("per-file work in the pool threads (Transfer.upload)", r"Transfer\.upload "),
     ("  small files (Transfer.upload_small_file)", r"Transfer\.upload_small_file "),
-    ("  the engine: obstore's writes (the GIL released while they run)", r"put_bytes|put_stream|put_document"),
-    ("  proofs (digests, comparisons, the check after each write)", r"digests_of|PartHasher|compare_|write_proo"),
+    ("  engine: obstore's writes (the GIL released while they run)", r"put_bytes|put_stream|put_document"),
+    (
+        "  proofs (digests, comparisons, the check after each write)",
+        r"digests_of|md5_of|PartHasher|compare_|write_proo",
+    ),
     ("  botocore calls (HEAD, probes: request pipeline, signing)", r"_make_api_call"),
     ("  local file: open, stat, read", r"open_regular_file|read_whole|file_chunks|ensure_unchanged|fdopen"),
     ("  MD5 and SHA-256 (local)", r"md5|sha256"),
-    ("reporting (Reporter, printable)", r"Reporter\.|printable|redact"),
+    ("reporting: lines, tally, manifest (Reporter, Console, printable)", r"Reporter\.|Console\.|printable|redact"),
 )
 
 
@@ -1046,7 +1104,7 @@ def ratio(value: float, reference: float | None) -> str:
     return f"{value / reference:.2f}x" if reference else "-"
 
 
-SCENARIOS = ("BIG", "MANY", "MANY no-op re-run", "MANY over WAN", ONE)
+SCENARIOS = ("BIG", "MANY", "MANY no-op re-run", WIDE_UPLOAD, WIDE_NOOP, "MANY over WAN", ONE)
 
 
 def results_table(runs: list[Run]) -> str:
@@ -1190,6 +1248,8 @@ def write_report(
         "each into a fresh bucket (a warm-up object is written first, so volume allocation is not timed). "
         f"Over the emulated WAN: {args.wan_rounds} rounds, {args.wan_delay_ms} ms added to each direction "
         f"(+{2 * args.wan_delay_ms} ms per request-response round trip).",
+        f"- WIDE: {args.wide_count} files like MANY's. Each tool uploads them once (one run, verified, in the "
+        f"table as {WIDE_UPLOAD!r}), then re-runs into its own bucket once per round ({WIDE_NOOP!r}).",
         *baseline_note(bench.baseline),
         "- Every run is verified: the key set and sizes via ListObjectsV2, every ETag that is an MD5 against the "
         f"source, BIG downloaded in full and compared, and {args.sample} MANY objects downloaded and compared. "
@@ -1250,13 +1310,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--big-series-mb", type=int, help="series.csv size in MB (default 30, quick 10)")
     parser.add_argument("--many-count", type=int, help="number of small files (default 2000, quick 300)")
     parser.add_argument("--many-kb", type=int, default=20, help="size of each small file in KB (default 20)")
+    parser.add_argument("--wide-count", type=int, help="files of the WIDE no-op re-run (default 20000, quick 1000)")
     parser.add_argument("--wan-rounds", type=int, help="rounds over the delay proxy (default 3, quick 2; 0 skips)")
     parser.add_argument("--wan-delay-ms", type=int, default=20, help="delay added each way by the proxy")
     parser.add_argument("--mem-small-mb", type=int, default=20, help="memory check: small file size (MB)")
     parser.add_argument("--mem-large-mb", type=int, help="memory check: large file size (default 2000, quick 500)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
     parser.add_argument(
-        "--only", choices=("rounds", "wan", "memory", "profile"), action="append", help="run only these"
+        "--only", choices=("rounds", "wide", "wan", "memory", "profile"), action="append", help="run only these"
     )
     parser.add_argument("--profile", action="store_true", help="also profile upload_s3.py on BIG and MANY (cProfile)")
     parser.add_argument(
@@ -1287,6 +1348,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "big_movies_mb": 50 if quick else 250,
         "big_series_mb": 10 if quick else 30,
         "many_count": 300 if quick else 2000,
+        "wide_count": 1000 if quick else 20_000,
         "wan_rounds": 2 if quick else 3,
         "mem_large_mb": 500 if quick else 2000,
     }
@@ -1322,13 +1384,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from seaweed import SeaweedServer, find_weed
 
     began = time.perf_counter()
+    compile_site_packages()
     current = snapshot_upload_s3()
     baseline = extract_baseline(args.baseline) if args.baseline else None
     work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     big, many = generate(work, args.big_movies_mb * MB, args.big_series_mb * MB, args.many_count, args.many_kb * 1000)
     aws, rclone, s5cmd = find_tools()
-    only = set(args.only or ["rounds", "wan", "memory"] + (["profile"] if args.profile else []))
+    only = set(args.only or ["rounds", "wide", "wan", "memory"] + (["profile"] if args.profile else []))
     if args.no_memory:
         only.discard("memory")
     if args.wan_rounds <= 0:
@@ -1344,6 +1407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: SeaweedFS at {server.endpoint}; BIG {human(big.total_bytes)}, MANY {len(many.files)} files")
         if "rounds" in only:
             run_rounds(bench, big, many)
+        if "wide" in only and args.wide_count > 0:
+            run_wide(bench, generate_wide(work, args.wide_count, args.many_kb * 1000))
         if "wan" in only:
             run_wan(bench, many)
         if "memory" in only:
