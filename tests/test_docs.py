@@ -3,12 +3,15 @@ table and `.env.example`. Every flag and variable one names, the others name too
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from s3_landing import options
 
@@ -104,3 +107,55 @@ def test_each_setting_declared_in_config_has_its_readme_row_and_env_example_line
         if item.variable:
             assert item.variable in NAME.findall(names), item.flag
             assert item.variable in env_example, item.variable
+
+
+# The README's Performance table, row by row: the bench scenario, then upload_s3.py's, s5cmd's, rclone's and the
+# AWS CLI's tool in it ("" where the table leaves the cell empty).
+PERFORMANCE_ROWS = {
+    "BIG": ("BIG", "upload_s3.py", "s5cmd cp", "rclone copy", "aws s3 cp --recursive"),
+    "MANY": ("MANY", "upload_s3.py", "s5cmd cp", "rclone copy", "aws s3 cp --recursive"),
+    "MANY no-op re-run": (
+        "MANY no-op re-run",
+        "upload_s3.py (again)",
+        "s5cmd sync",
+        "rclone copy (again)",
+        "aws s3 sync",
+    ),
+    "WIDE no-op re-run": ("WIDE no-op re-run", "upload_s3.py (again)", "s5cmd sync", "", ""),
+    "MANY over WAN": ("MANY over WAN", "upload_s3.py", "s5cmd cp", "", ""),
+    "ONE file": ("ONE file (start-up)", "upload_s3.py", "s5cmd cp", "", ""),
+}
+
+
+def median_of(runs: list[dict[str, Any]], scenario: str, tool: str, measure: str = "wall") -> float:
+    values = [run[measure] for run in runs if run["scenario"] == scenario and run["tool"] == tool and run["valid"]]
+    assert values, (scenario, tool)
+    return float(statistics.median(values))
+
+
+def test_the_readme_performance_table_is_the_latest_bench_run() -> None:
+    """Each figure of the table, recomputed from bench/results/latest.json as bench.py computes its report."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| scenario (latest run) |", 1)[1].split("\n\n", 1)[0]
+    header, _rule, *rows = table.splitlines()
+    current, baseline = (cell.strip() for cell in header.split("|")[:2])
+    latest = json.loads((ROOT / "bench" / "results" / "latest.json").read_text(encoding="utf-8"))
+    assert f"commit {current} " in latest["facts"]["upload_s3.py"]
+    runs = latest["runs"]
+    for row in rows:
+        name, *cells = (cell.strip() for cell in row.strip("|").split("|"))
+        if name == "client CPU per small file":
+            mine, before, s5cmd = (
+                (median_of(runs, "MANY", tool, "cpu") - median_of(runs, "ONE file (start-up)", tool, "cpu")) / 2
+                for tool in ("upload_s3.py", f"upload_s3.py @{baseline}", "s5cmd cp")
+            )
+            expected = [f"{mine:.2f} ms", f"{before:.2f} ms", f"{s5cmd:.2f} ms", "", ""]
+            assert cells == [*expected, f"{mine / s5cmd:.2f}x", f"{before / s5cmd:.2f}x"], name
+            continue
+        scenario, tool, s5cmd_tool, rclone, aws = PERFORMANCE_ROWS[name]
+        again = " (again)" if tool.endswith(" (again)") else ""
+        before_tool = f"upload_s3.py @{baseline}{again}"
+        walls = [median_of(runs, scenario, name) if name else 0.0 for name in (tool, before_tool, s5cmd_tool)]
+        others = [f"{median_of(runs, scenario, name):.2f} s" if name else "" for name in (rclone, aws)]
+        ratios = ["", ""] if scenario.startswith("ONE") else [f"{wall / walls[2]:.2f}x" for wall in walls[:2]]
+        assert cells == [*(f"{wall:.2f} s" for wall in walls), *others, *ratios], name
