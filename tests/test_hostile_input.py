@@ -351,6 +351,25 @@ def test_control_characters_in_a_name_are_uploaded_and_logged_on_one_line(
     assert f"Arquivo enviado: {source}/series \\x1b[31mred\\r.csv -> " in run.out
 
 
+@pytest.mark.parametrize(
+    "names",
+    [["movies\nsecond line.csv", "series \x1b[31mred\r.csv"], ["movies\x01.csv"]],
+    ids=["refused-by-object-store", "altered-by-object-store"],
+)
+def test_a_re_run_after_names_with_control_characters_finds_them_landed(
+    s3_server: SeaweedServer, bucket: str, source: Path, names: list[str]
+) -> None:
+    """object_store refuses a listing with some such keys and lists others altered (U+FFFD in place of the
+    character): botocore lists those folders."""
+    for number, name in enumerate(names):
+        write_movies(source / name, 1_000, seed=20 + number)
+    assert upload(s3_server, bucket, source).code == 0
+    again = upload(s3_server, bucket, source)
+    assert again.code == 0, again.err
+    skipped = len(names) + 1
+    assert again.summary().startswith(f"Resumo: 0 enviados, {skipped} ignorados sem alterações, 0 com falha")
+
+
 def test_a_key_over_1024_bytes_is_reported(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, source: Path
 ) -> None:

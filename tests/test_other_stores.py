@@ -131,12 +131,38 @@ def test_a_bucket_in_another_region_is_listed_and_written_with_signatures_for_th
 
     first = upload(s3_server, proxy, bucket, tmp_path)
     assert first.code == 0, first.err
+    files.append(tmp_path / "series_new.csv")
+    files[-1].write_bytes(files[0].read_bytes() + b"1|2\n")
     proxy.rewrite_answer = in_eu_west_1
     before = len(proxy.requests)
     again = upload(s3_server, proxy, bucket, tmp_path)
     assert again.code == 0, again.err
-    assert again.summary().startswith("Resumo: 0 enviados, 2 ignorados sem alterações, 0 com falha")
+    assert again.summary().startswith("Resumo: 1 enviados, 2 ignorados sem alterações, 0 com falha")
     listings = [request for request in proxy.requests[before:] if "list-type=2" in request.target]
-    regions = [request.headers["authorization"].split("Credential=")[1].split("/")[2] for request in listings]
-    assert regions[-2:] == ["eu-west-1", "eu-west-1"]
+    writes = [request for request in proxy.requests[before:] if request.method == "PUT" and "/Raw/" in request.target]
+    regions = [request.headers["authorization"].split("Credential=")[1].split("/")[2] for request in listings + writes]
+    assert len(writes) == 1
+    assert regions[-3:] == ["eu-west-1"] * 3  # the two listings that count, and the write
     assert_holds_exactly(admin_s3, bucket, files)
+
+
+def test_folder_markers_beside_the_objects_change_neither_a_re_run_nor_the_check(
+    s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A console's "create folder" leaves "<folder>/" objects: object_store lists them without their "/", so the
+    day folder's own is left out, and one named as a file's key ("x.csv/", which S3 allows and SeaweedFS does not,
+    so the proxy lists it) makes botocore list that folder."""
+    files = small_files(tmp_path, 2)
+    for folder in {key_of(path).rsplit("/", 1)[0] for path in files}:
+        admin_s3.put_object(Bucket=bucket, Key=f"{folder}/", Body=b"")
+    marker = f"<Contents><Key>{key_of(files[0])}/</Key><ETag>&quot;{hashlib.md5(b'').hexdigest()}&quot;</ETag>"
+    marker += "<Size>0</Size><LastModified>2022-05-02T10:00:00Z</LastModified></Contents></ListBucketResult>"
+    again = rerun_with_listings(
+        s3_server, proxy, bucket, tmp_path, lambda body: body.replace(b"</ListBucketResult>", marker.encode())
+    )
+    assert again.code == 0, again.err
+    assert again.summary().startswith("Resumo: 0 enviados, 2 ignorados sem alterações, 0 com falha")
+    env = proxied_env(s3_server, proxy, bucket, PROGRESS_INTERVAL="0")
+    audit = run_uploader(s3_server, ["--source", str(tmp_path), "--check"], env)
+    assert audit.code == 0, audit.out + audit.err
+    assert "objeto sem arquivo local" not in audit.out + audit.err

@@ -1,5 +1,5 @@
-"""The bucket as a run talks to it, prepared up front: botocore's client for listings, HEADs, the probes and the
-clean-up (what obstore cannot do), obstore's store for every object write, and what today's folders hold."""
+"""The bucket as a run talks to it, prepared up front: botocore's client for HEADs, the probes and the clean-up
+(what obstore cannot do), obstore's store for every object write and the listings, and what today's folders hold."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from s3_landing.config import Settings
 from s3_landing.discovery import RemoteObject, date_folder, list_remote_objects, today_folders
 from s3_landing.errors import FatalError
 from s3_landing.objects import META_SHA256, WriteOptions
-from s3_landing.transfer.engine import list_objects, lists_correctly, open_store, sends_checksums
+from s3_landing.transfer.engine import LEGACY_OBSTORE, list_objects, lists_correctly, open_store, sends_checksums
 from s3_landing.transfer.proof import UNREADABLE_ENCRYPTION, StoredObject
 
 if TYPE_CHECKING:
@@ -253,12 +253,13 @@ def survey(settings: Settings, session: botocore.session.Session, write_check: b
 
 def open_engine(client: S3Client, session: botocore.session.Session, settings: Settings) -> tuple[S3Store, S3Store]:
     """The store for the writes, and the one for the listings: the same (its connections then serve the writes),
-    unless the writes carry a canned ACL, a default header obstore sends on every request, which a store may refuse
-    on a listing (SeaweedFS answers 403)."""
+    unless the writes carry a canned ACL, which obstore 0.11+ sends as a default header on every request, and a
+    store may refuse on a listing (SeaweedFS answers 403)."""
     bucket, attempts = settings.target.bucket, settings.run.max_attempts
     store = open_store(client, session, bucket, settings.writes, attempts)
-    lister = store if not settings.writes.acl else open_store(client, session, bucket, WriteOptions(), attempts)
-    return store, lister
+    if not settings.writes.acl or LEGACY_OBSTORE:
+        return store, store
+    return store, open_store(client, session, bucket, WriteOptions(), attempts)
 
 
 def list_folder(client: S3Client, store: S3Store, settings: Settings, folder: str) -> dict[str, RemoteObject]:

@@ -55,7 +55,10 @@ LISTING_BATCH = 1000  # objects per batch handed to Python: one page of ListObje
 # obstore 0.8 encodes a listing's prefix twice when it holds other characters than these, and the store then lists
 # nothing (measured on SeaweedFS with "ç", "%", "~" and "?" in the prefix); such folders are listed by botocore.
 LEGACY_LISTABLE_FOLDER = re.compile(r"[A-Za-z0-9/_.-]*")
-UNREADABLE_LISTING = "invalid list response"
+# object_store refuses a whole listing with a key its paths cannot hold (a control character, an empty or a "."
+# segment: keys this program writes through botocore), or a listing without LastModified; botocore then lists.
+KEYS_OR_LISTING_UNREADABLE = ("invalid path", "invalid list response")
+ALTERED = "\ufffd"  # what object_store lists in place of some control characters of a key ("\x01")
 CODES_OF_STATUS = {500: "InternalError", 503: "SlowDown"}  # when obstore kept no body after its retries
 
 
@@ -269,16 +272,20 @@ def lists_correctly(folder: str) -> bool:
 
 def list_objects(store: S3Store, folder: str) -> dict[str, RemoteObject] | None:
     """What the bucket holds under folder: key -> size and ETag, quotes removed ("" where a gateway lists none).
-    object_store parses the listing outside the GIL, at a fifth of botocore's CPU. A key it cannot hold as a path
-    comes back altered (a trailing "/" dropped, a control character replaced): no file's key is one of those. None
-    when it cannot read the store's listing (it requires every object's LastModified)."""
+    object_store parses the listing outside the GIL, at a fifth of botocore's CPU. None where its paths cannot
+    hold the keys as they are, or it cannot read the listing at all (it requires every object's LastModified)."""
     found: dict[str, RemoteObject] = {}
     try:
         for batch in obstore.list(store, prefix=folder, chunk_size=LISTING_BATCH):
             for listed in batch:
-                found[listed["path"]] = RemoteObject(listed["size"], (listed["e_tag"] or "").strip('"'))
+                key = listed["path"]
+                if not key.startswith(folder):  # the folder's own marker ("…/02/"), listed without its "/"
+                    continue
+                if key in found or ALTERED in key:  # "x.csv/" beside "x.csv" lists as "x.csv" twice; "\x01" as ALTERED
+                    return None
+                found[key] = RemoteObject(listed["size"], (listed["e_tag"] or "").strip('"'))
     except Exception as error:
-        if UNREADABLE_LISTING in str(error):
+        if any(failure in str(error) for failure in KEYS_OR_LISTING_UNREADABLE):
             return None
         raise EngineError(read_failure(error)) from error
     return found
