@@ -7,15 +7,16 @@ import json
 import os
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from s3_landing import options
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import bench  # noqa: E402 - the benchmark's own figures for the README's Performance table
+
 FLAG = re.compile(r"--[a-z][a-z-]+")
 NAME = re.compile(r"\b[A-Z][A-Z0-9_]+\b")
 BRACKETS = re.compile(r"\[([^\]]*)\]")
@@ -127,40 +128,36 @@ PERFORMANCE_ROWS = {
 }
 
 
-def median_of(runs: list[dict[str, Any]], scenario: str, tool: str, measure: str = "wall") -> float:
-    values = [run[measure] for run in runs if run["scenario"] == scenario and run["tool"] == tool and run["valid"]]
-    assert values, (scenario, tool)
-    return float(statistics.median(values))
-
-
 def test_the_readme_performance_table_is_the_latest_bench_run() -> None:
-    """Each figure of the table, recomputed from bench/results/latest.json as bench.py computes its report."""
+    """Each figure of the table, recomputed from bench/results/latest.json by bench.py's own functions."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split("| scenario (latest run) |", 1)[1].split("\n\n", 1)[0]
     header, _rule, *rows = table.splitlines()
     current, baseline = (cell.strip() for cell in header.split("|")[:2])
     latest = json.loads((ROOT / "bench" / "results" / "latest.json").read_text(encoding="utf-8"))
     assert f"commit {current} " in latest["facts"]["upload_s3.py"]
-    runs = latest["runs"]
+    runs = [bench.Run(**run) for run in latest["runs"]]
     many_files = int(re.findall(r"MANY: (\d+) files", (ROOT / "bench" / "results" / "latest.md").read_text())[0])
     names = [row.strip("|").split("|")[0].strip() for row in rows]
     assert names == [*PERFORMANCE_ROWS, "client CPU per small file"]
+
+    def median(scenario: str, tool: str) -> float:
+        found = bench.median_of(runs, scenario, tool)
+        assert found is not None, (scenario, tool)
+        return found
+
     for row in rows:
         name, *cells = (cell.strip() for cell in row.strip("|").split("|"))
         if name == "client CPU per small file":
-            mine, before, s5cmd = (
-                (median_of(runs, "MANY", tool, "cpu") - median_of(runs, "ONE file (start-up)", tool, "cpu"))
-                * 1000
-                / many_files
-                for tool in ("upload_s3.py", f"upload_s3.py @{baseline}", "s5cmd cp")
-            )
+            per_file = bench.cpu_per_small_file(runs, many_files)
+            tools = ("upload_s3.py", f"upload_s3.py @{baseline}", "s5cmd cp")
+            mine, before, s5cmd = (per_file[tool][2] for tool in tools)
             expected = [f"{mine:.2f} ms", f"{before:.2f} ms", f"{s5cmd:.2f} ms", "", ""]
             assert cells == [*expected, f"{mine / s5cmd:.2f}x", f"{before / s5cmd:.2f}x"], name
             continue
         scenario, tool, s5cmd_tool, rclone, aws = PERFORMANCE_ROWS[name]
         again = " (again)" if tool.endswith(" (again)") else ""
-        before_tool = f"upload_s3.py @{baseline}{again}"
-        walls = [median_of(runs, scenario, name) if name else 0.0 for name in (tool, before_tool, s5cmd_tool)]
-        others = [f"{median_of(runs, scenario, name):.2f} s" if name else "" for name in (rclone, aws)]
+        walls = [median(scenario, each) for each in (tool, f"upload_s3.py @{baseline}{again}", s5cmd_tool)]
+        others = [f"{median(scenario, each):.2f} s" if each else "" for each in (rclone, aws)]
         ratios = ["", ""] if scenario.startswith("ONE") else [f"{wall / walls[2]:.2f}x" for wall in walls[:2]]
         assert cells == [*(f"{wall:.2f} s" for wall in walls), *others, *ratios], name

@@ -24,7 +24,7 @@ from s3_landing.config import Settings
 from s3_landing.discovery import RemoteObject, date_folder, list_remote_objects, today_folders
 from s3_landing.errors import FatalError
 from s3_landing.objects import META_SHA256, WriteOptions
-from s3_landing.transfer.engine import LEGACY_OBSTORE, list_objects, lists_correctly, open_store, sends_checksums
+from s3_landing.transfer.engine import LEGACY_OBSTORE, list_objects, open_store, sends_checksums
 from s3_landing.transfer.proof import UNREADABLE_ENCRYPTION, StoredObject
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ def open_engine(client: S3Client, session: botocore.session.Session, settings: S
 
 def list_folder(client: S3Client, store: S3Store, settings: Settings, folder: str) -> dict[str, RemoteObject]:
     """The engine's listing; botocore's where the engine cannot list the folder or read the store's listing."""
-    listed = list_objects(store, folder) if lists_correctly(folder) else None
+    listed = list_objects(store, folder)
     return listed if listed is not None else list_remote_objects(client, settings.target.bucket, folder)
 
 

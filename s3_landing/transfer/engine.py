@@ -266,14 +266,13 @@ def put_stream(
     return Written(str(result["e_tag"] or "").strip('"'), result["version"])
 
 
-def lists_correctly(folder: str) -> bool:
-    return not LEGACY_OBSTORE or LEGACY_LISTABLE_FOLDER.fullmatch(folder) is not None
-
-
 def list_objects(store: S3Store, folder: str) -> dict[str, RemoteObject] | None:
     """What the bucket holds under folder: key -> size and ETag, quotes removed ("" where a gateway lists none).
     object_store parses the listing outside the GIL, at a fifth of botocore's CPU. None where its paths cannot
-    hold the keys as they are, or it cannot read the listing at all (it requires every object's LastModified)."""
+    hold the keys as they are, or it cannot read the listing at all (it requires every object's LastModified), or
+    (obstore 0.8) the folder holds characters it cannot list."""
+    if LEGACY_OBSTORE and LEGACY_LISTABLE_FOLDER.fullmatch(folder) is None:
+        return None
     found: dict[str, RemoteObject] = {}
     try:
         for batch in obstore.list(store, prefix=folder, chunk_size=LISTING_BATCH):
