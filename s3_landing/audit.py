@@ -20,7 +20,7 @@ from s3_landing.errors import FileChanged
 from s3_landing.flight import Flight
 from s3_landing.manifest import ManifestWriter
 from s3_landing.report import Event, Reporter, printable
-from s3_landing.transfer.destination import read_stored
+from s3_landing.transfer.botocore_calls import read_stored
 from s3_landing.transfer.proof import EVERY_FORM, compare_listed, compare_stored, digests_of_file
 
 if TYPE_CHECKING:

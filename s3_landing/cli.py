@@ -14,11 +14,8 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Callable, NoReturn, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from s3_landing.audit import Audit
 from s3_landing.config import VERBOSE, RunMode, Settings, check_manifest_file, check_source_folder, load_settings
-from s3_landing.discovery import Deferred, Inventory, Job, Problem, plan_jobs, take_inventory
+from s3_landing.discovery import MULTIPART_THRESHOLD, Deferred, Inventory, Job, Problem, plan_jobs, take_inventory
 from s3_landing.errors import (
     EXIT_FATAL,
     EXIT_OK,
@@ -34,8 +31,9 @@ from s3_landing.errors import (
 from s3_landing.flight import Flight
 from s3_landing.manifest import ManifestWriter, utc_now
 from s3_landing.report import Console, Event, Reporter
-from s3_landing.transfer.destination import Destination, abort_uploads_of_run, new_session, preflight, survey
+from s3_landing.transfer.destination import Destination
 from s3_landing.transfer.files import Outcome, Status
+from s3_landing.transfer.start import preflight
 from s3_landing.transfer.uploads import Transfer
 
 T = TypeVar("T")
@@ -104,6 +102,8 @@ def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: C
             raise Interrupted()
     if not errors:
         return results[0]
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if isinstance(errors[0], (BotoCoreError, ClientError, EngineError)):
         raise FatalError(explain(errors[0], settings)) from None
     raise errors[0]
@@ -123,6 +123,7 @@ def upload_all(
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
     transfer = Transfer(destination, settings, stop, reporter.tally.add_bytes, run_id)
+    unproven = not destination.write_proven
     concurrency = settings.run.concurrency
     flight: Flight[Job, Outcome] = Flight(concurrency, 2 * concurrency, stop, reporter.outcome)
     try:
@@ -142,14 +143,61 @@ def upload_all(
                 if skipped is not None:
                     reporter.outcome(skipped)
                     continue
+                if unproven:
+                    transfer, unproven, reported = send_first(settings, reporter, stop, transfer, item)
+                    if reported:
+                        continue
                 flight.submit(item, functools.partial(transfer.upload, item, reporter.announce))
             flight.finish(lambda job: reporter.outcome(not_confirmed(job)))
     finally:
-        if stop.is_set():
-            begun = {**transfer.large_started, **destination.probes_begun}
-            reporter.left_open(abort_uploads_of_run(destination, settings, begun))
+        begun = {**transfer.large_started, **transfer.destination.probes_begun}
+        if stop.is_set() and begun:
+            from s3_landing.transfer.botocore_calls import abort_uploads_of_run
+
+            reporter.left_open(abort_uploads_of_run(transfer.destination, settings, begun))
     reporter.sent_unverified(transfer.unverifiable)
-    return destination
+    return transfer.destination
+
+
+def send_first(
+    settings: Settings, reporter: Reporter, stop: threading.Event, transfer: Transfer, job: Job
+) -> tuple[Transfer, bool, bool]:
+    """A run started without botocore made no write probe: its first write, made alone, is the proof. When it fails,
+    botocore's start tells whether the bucket can be written at all, and the file is sent once more, to the region
+    botocore found. A large file is not sent alone, which would hold back the others: botocore's write probe is made
+    instead. Returns the Transfer to go on with, whether the right to write is still unproven (the file was skipped:
+    nothing was written), and whether the file was reported (else the caller sends it)."""
+    announced: list[Job] = []
+
+    def send(current: Transfer) -> Outcome:
+        return contact_unless_stopped(settings, stop, lambda: current.upload(job, announced.append))
+
+    try:
+        if job.source.size >= MULTIPART_THRESHOLD:
+            return restart_with_botocore(settings, stop, transfer), False, False
+        outcome = send(transfer)
+        if outcome.status is Status.FAILED:
+            transfer = restart_with_botocore(settings, stop, transfer)
+            outcome = send(transfer)
+    except Interrupted:
+        outcome = (
+            not_confirmed(job)
+            if announced
+            else Outcome(job.source.path, Status.FAILED, job.key, job.source.size, NOT_STARTED)
+        )
+    if announced:
+        reporter.announce(job)
+    reporter.outcome(outcome)
+    return transfer, outcome.status is Status.SKIPPED and not transfer.destination.write_proven, True
+
+
+def restart_with_botocore(settings: Settings, stop: threading.Event, transfer: Transfer) -> Transfer:
+    """botocore's start (HeadBucket, the write probe): FatalError when the bucket cannot be written at all, as when it
+    starts the run; else a Transfer to the region it found."""
+    from s3_landing.transfer.botocore_calls import preflight_by_botocore
+
+    destination = contact_unless_stopped(settings, stop, lambda: preflight_by_botocore(settings))
+    return Transfer(destination, settings, stop, transfer.on_bytes, transfer.run_id)
 
 
 def new_run_id(settings: Settings) -> str:
@@ -160,6 +208,9 @@ def new_run_id(settings: Settings) -> str:
 
 def check(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> int:
     """--check: read-only, no write probe; exit 0 only when every local file is present."""
+    from s3_landing.audit import Audit  # --check: botocore's HEADs and survey
+    from s3_landing.transfer.botocore_calls import new_session, survey
+
     try:
         found = contact_unless_stopped(settings, stop, lambda: survey(settings, new_session(), write_check=False))
     except Interrupted:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -14,8 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from botocore.exceptions import ParamValidationError
-from botocore.handlers import validate_bucket_name
 from dotenv import load_dotenv
 
 from s3_landing.errors import ConfigError
@@ -24,6 +23,7 @@ from s3_landing.options import SETTINGS, RetryMode, build_parser, parse_whole_nu
 
 SHARD_INDEX_VARIABLES = ("SHARD_INDEX", "JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX")
 QUIET, NORMAL, VERBOSE = 0, 1, 2
+PLAIN_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's rule for new buckets: botocore's admits it
 
 
 class RunMode(Enum):
@@ -122,6 +122,11 @@ def check_bucket_name(name: str | None) -> str:
     the usual mistakes."""
     if not name:
         raise ConfigError("no bucket name: set BUCKET_NAME (environment or .env) or pass --bucket")
+    if PLAIN_BUCKET_NAME.fullmatch(name):
+        return name
+    from botocore.exceptions import ParamValidationError  # botocore judges the rest: legacy names, ARNs
+    from botocore.handlers import validate_bucket_name
+
     try:
         validate_bucket_name({"Bucket": name})
     except ParamValidationError:

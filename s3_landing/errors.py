@@ -8,21 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ProxyConnectionError,
-    ReadTimeoutError,
-    SSLError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
 if TYPE_CHECKING:
     from s3_landing.config import Settings
 
@@ -111,6 +96,8 @@ class EngineError(FileFailure):
 
 def causes(error: BaseException) -> Iterator[BaseException]:
     """error and what it wraps: botocore's `error` argument, urllib3's wrapped exception, Python's chain."""
+    from botocore.exceptions import BotoCoreError
+
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -173,6 +160,20 @@ def explain(error: BaseException, settings: Settings) -> str:
     """One line naming the cause and, where there is one, the fix (as raw text: the report escapes and masks it)."""
     if isinstance(error, EngineError):
         return explain_failure(error.failure, settings)
+    from botocore.exceptions import (  # not imported with this module: a run may end without botocore loaded
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        HTTPClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        ProxyConnectionError,
+        ReadTimeoutError,
+        SSLError,
+    )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return explain_code(details.get("Code", "Unknown"), details.get("Message", ""), settings)

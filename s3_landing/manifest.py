@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from s3_landing import __version__
 from s3_landing.config import RunMode, Settings
 from s3_landing.discovery import manifest_key
@@ -130,6 +128,8 @@ class ManifestWriter:
 
 
 def failure_of(write: Callable[[], None]) -> BaseException | None:
+    from botocore.exceptions import BotoCoreError, ClientError  # the manifest may be written by botocore
+
     try:
         write()
     except (BotoCoreError, ClientError, EngineError, OSError) as error:

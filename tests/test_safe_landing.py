@@ -39,7 +39,7 @@ from s3_landing.config import RunMode
 from s3_landing.discovery import MULTIPART_THRESHOLD, Job, RemoteObject
 from s3_landing.errors import ConfigError, EngineError, FatalError, ObjectKept, S3Failure, StoredBytesDiffer
 from s3_landing.options import parse_duration
-from s3_landing.transfer.destination import CONDITIONAL_PROBE, check_conditional_writes
+from s3_landing.transfer.botocore_calls import CONDITIONAL_PROBE, check_conditional_writes
 from s3_landing.transfer.files import Status
 from s3_landing.transfer.proof import digests_of_bytes
 

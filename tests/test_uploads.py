@@ -19,7 +19,8 @@ from s3_landing.config import RunMode
 from s3_landing.discovery import MIB, Job, SourceFile, walk_csv_files
 from s3_landing.errors import EngineError, FileChanged, Interrupted, S3Failure, StoredBytesDiffer
 from s3_landing.transfer import uploads
-from s3_landing.transfer.destination import Destination, abort_ours
+from s3_landing.transfer.botocore_calls import abort_ours
+from s3_landing.transfer.destination import Destination
 from s3_landing.transfer.engine import Written
 from s3_landing.transfer.files import Receipt, Status, open_regular_file
 from s3_landing.transfer.proof import Digests, Wanted, digests_of_bytes
@@ -48,7 +49,8 @@ def transfer_for(
     max_attempts: int = 5,
     no_overwrite: bool = False,
 ) -> Transfer:
-    destination = Destination(client or s3_client(), cast("S3Store", None), {}, kms, True, lambda: checks)
+    made = client or s3_client()
+    destination = Destination(cast("S3Store", None), {}, kms, True, lambda: checks, lambda: made)
     settings = settings_for(tmp_path, RunMode.UPLOAD, max_attempts=max_attempts)
     settings = replace(settings, writes=replace(settings.writes, no_overwrite=no_overwrite))
     return Transfer(destination, settings, threading.Event(), lambda _: None, "run-1")
@@ -223,6 +225,6 @@ def test_only_uploads_this_run_began_are_aborted(tmp_path: Path) -> None:
     with Stubber(client) as stub:
         stub.add_response("list_multipart_uploads", {"Uploads": uploads}, {"Bucket": "lake", "Prefix": KEY})
         stub.add_response("abort_multipart_upload", {}, {"Bucket": "lake", "Key": KEY, "UploadId": "ours"})
-        destination = Destination(client, cast("S3Store", None), {}, False, True, lambda: False, clock_skew=0.0)
+        destination = Destination(cast("S3Store", None), {}, False, True, lambda: False, lambda: client, clock_skew=0.0)
         assert abort_ours(destination, "lake", {KEY: began}, [KEY]) == []
         stub.assert_no_pending_responses()

@@ -15,23 +15,16 @@ import base64
 import concurrent.futures as cf
 import contextlib
 import hashlib
-import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3_landing.objects import WriteOptions
-from s3_landing.transfer.engine import LEGACY_OBSTORE, Stream, Written
+from s3_landing.transfer.engine import Stream, Written
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
-
-
-def obstore_cannot_write(key: str, writes: WriteOptions) -> bool:
-    if any(unicodedata.category(char) == "Cc" for char in key):
-        return True
-    return LEGACY_OBSTORE and bool(writes.acl or writes.storage_class)
 
 
 def sha256_base64(data: bytes) -> str:

@@ -1,24 +1,17 @@
-"""The engine that moves the bytes: obstore (Apache Arrow's Rust object_store) writes every object, with its own
-connection pool, TLS, retries, SigV4 signing and multipart orchestration. Built from botocore's endpoint, addressing
-style, region and credential chain; its errors are read back as S3's."""
+"""The engine that moves the bytes: obstore (Apache Arrow's Rust object_store) writes every object and lists the day
+folders, with its own connection pool, TLS, retries, SigV4 signing and multipart orchestration. It is given the
+endpoint, addressing style, region and credentials (from the environment, or from botocore); its errors are read back
+as S3's. Nothing here imports botocore."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
-from collections.abc import Iterator
+import unicodedata
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast
-from urllib.parse import urlsplit
 
-import botocore
-import botocore.session
 import obstore
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-from botocore.compat import HTTPHeaders
-from botocore.credentials import Credentials, RefreshableCredentials
-from botocore.exceptions import NoCredentialsError
 from obstore.store import S3Store
 
 from s3_landing import __version__
@@ -27,8 +20,7 @@ from s3_landing.errors import EngineError, S3Failure
 from s3_landing.objects import WriteOptions
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from obstore.store import ClientConfig, S3Config, S3Credential
+    from obstore.store import ClientConfig, S3Config, S3CredentialProvider
 
 
 OBSTORE_VERSION = tuple(int(part) for part in obstore.__version__.split(".")[:2])
@@ -42,10 +34,6 @@ READ_TIMEOUT_SECONDS = 60  # no byte from the server for this long: the request 
 # which has no read timeout, a stalled server is noticed after LEGACY_REQUEST_TIMEOUT_SECONDS instead.
 REQUEST_TIMEOUT_SECONDS = 600
 LEGACY_REQUEST_TIMEOUT_SECONDS = 2 * READ_TIMEOUT_SECONDS
-# obstore asks for credentials again when they have less than 5 minutes left. Refreshable ones are said to last
-# this long, so obstore asks every 5 minutes and botocore, which refreshes them 10 minutes before they expire,
-# always hands out ones with at least 5 minutes to spare.
-REFRESHABLE_CREDENTIALS_LIFETIME = dt.timedelta(minutes=10)
 STATUS = re.compile(r"non-2xx status code: (\d{3})")
 CODE = re.compile(r"<Code>([^<]*)</Code>")
 MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
@@ -98,69 +86,33 @@ def read_failure(error: BaseException) -> S3Failure:
     return S3Failure(None, kind=kind)
 
 
-class BotocoreCredentials:
-    """obstore's credential provider: botocore's credential chain (keys, profiles, SSO, assumed roles, instance and
-    container roles), refreshed by botocore on long runs."""
-
-    def __init__(self, credentials: Credentials) -> None:
-        self.credentials = credentials
-
-    def __call__(self) -> S3Credential:
-        frozen = self.credentials.get_frozen_credentials()
-        refreshable = isinstance(self.credentials, RefreshableCredentials)
-        expires_at = dt.datetime.now(dt.timezone.utc) + REFRESHABLE_CREDENTIALS_LIFETIME if refreshable else None
-        return {
-            "access_key_id": frozen.access_key or "",
-            "secret_access_key": frozen.secret_key or "",
-            "token": frozen.token,
-            "expires_at": expires_at,
-        }
-
-
-class EmptyBody:
-    """The raw body of the answer that stands in for sending, in the form botocore's AWSResponse streams it."""
-
-    def stream(self) -> Iterator[bytes]:
-        return iter(())
-
-
-def botocore_put_request(client: S3Client, bucket: str) -> AWSPreparedRequest:
-    """The PutObject request botocore would send, built and signed but not sent: its URL and credential scope say
-    where botocore's endpoint rules send this bucket's objects and for which region it signs them."""
-    built: list[AWSPreparedRequest] = []
-
-    def keep_instead_of_sending(request: AWSPreparedRequest, **_: object) -> Any:  # an answer stops the sending
-        built.append(request)
-        return AWSResponse(request.url, 200, HTTPHeaders(), EmptyBody())
-
-    event = "before-send.s3.PutObject"
-    client.meta.events.register_first(event, keep_instead_of_sending)
-    try:
-        client.put_object(Bucket=bucket, Key="k", Body=b"")
-    finally:
-        client.meta.events.unregister(event, keep_instead_of_sending)
-    return built[0]
-
-
 @dataclass(frozen=True)
 class Endpoint:
-    """Where botocore sends this bucket's objects: endpoint URL (with the bucket in the host name when virtual-hosted)
-    and the region it signs for."""
+    """Where this bucket's objects are sent: endpoint URL (with the bucket in the host name when virtual-hosted) and
+    the region requests are signed for."""
 
     url: str
     virtual_hosted: bool
     region: str
 
 
-def botocore_endpoint(client: S3Client, bucket: str) -> Endpoint:
-    request = botocore_put_request(client, bucket)
-    url = urlsplit(request.url)
-    authorization = request.headers["Authorization"]
-    authorization = authorization.decode() if isinstance(authorization, bytes) else authorization
-    credential = authorization.split("Credential=", 1)[1].split(",", 1)[0]
-    region = credential.rsplit("/", 4)[2]
-    virtual_hosted = url.hostname is not None and url.hostname.startswith(f"{bucket}.")
-    return Endpoint(f"{url.scheme}://{url.netloc}", virtual_hosted, region)
+@dataclass(frozen=True)
+class Access:
+    """How the store signs and whom it trusts: static keys (access_key_id, secret_access_key, session_token) or a
+    credential provider; the CA bundle of a private CA; whether every write carries x-amz-checksum-sha256."""
+
+    keys: dict[str, str]
+    provider: S3CredentialProvider | None
+    ca_bundle: str | None
+    checksums: bool
+
+
+def obstore_cannot_write(key: str, writes: WriteOptions) -> bool:
+    """Keys holding a control character, which object_store's paths refuse; on obstore 0.8, a canned ACL or a storage
+    class (it has no storage class, and sends extra headers unsigned). botocore writes those (botocore_writes.py)."""
+    if any(unicodedata.category(char) == "Cc" for char in key):
+        return True
+    return LEGACY_OBSTORE and bool(writes.acl or writes.storage_class)
 
 
 def client_options(endpoint: Endpoint, ca_bundle: str | None, acl: str) -> ClientConfig:
@@ -198,32 +150,31 @@ def store_config(endpoint: Endpoint, writes: WriteOptions, checksums: bool) -> S
     return cast("S3Config", config)
 
 
-def sends_checksums(session: botocore.session.Session) -> bool:
-    """x-amz-checksum-sha256 on every write, unless AWS_REQUEST_CHECKSUM_CALCULATION=when_required (for stores that
-    refuse checksum headers) says to send checksums only where S3 requires them."""
-    setting = session.get_config_variable("request_checksum_calculation") or "when_supported"
-    return str(setting).lower() != "when_required"
-
-
-def open_store(
-    client: S3Client, session: botocore.session.Session, bucket: str, writes: WriteOptions, max_attempts: int
-) -> S3Store:
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise NoCredentialsError()
-    endpoint = botocore_endpoint(client, bucket)
-    ca_bundle = session.get_config_variable("ca_bundle")
-    if LEGACY_OBSTORE and ca_bundle:
+def open_store(bucket: str, endpoint: Endpoint, access: Access, writes: WriteOptions, max_attempts: int) -> S3Store:
+    if LEGACY_OBSTORE and access.ca_bundle:
         # obstore 0.8 takes no CA; its TLS (rustls with the system's roots) reads them from SSL_CERT_FILE, and then
         # trusts that bundle alone, as botocore does with AWS_CA_BUNDLE.
-        os.environ["SSL_CERT_FILE"] = ca_bundle
+        os.environ["SSL_CERT_FILE"] = access.ca_bundle
+    config = {**store_config(endpoint, writes, access.checksums), **access.keys}
     return S3Store(
         bucket,
-        config=store_config(endpoint, writes, sends_checksums(session)),
-        client_options=client_options(endpoint, ca_bundle, writes.acl),
+        config=cast("S3Config", config),
+        client_options=client_options(endpoint, access.ca_bundle, writes.acl),
         retry_config={"max_retries": max_attempts - 1},
-        credential_provider=BotocoreCredentials(credentials),
+        credential_provider=access.provider,
     )
+
+
+def open_stores(
+    bucket: str, endpoint: Endpoint, access: Access, writes: WriteOptions, max_attempts: int
+) -> tuple[S3Store, S3Store]:
+    """The store for the writes, and the one for the listings: the same (its connections then serve the writes),
+    unless the writes carry a canned ACL, which obstore 0.11+ sends as a default header on every request, and a
+    store may refuse on a listing (SeaweedFS answers 403)."""
+    store = open_store(bucket, endpoint, access, writes, max_attempts)
+    if not writes.acl or LEGACY_OBSTORE:
+        return store, store
+    return store, open_store(bucket, endpoint, access, WriteOptions(), max_attempts)
 
 
 def put_bytes(

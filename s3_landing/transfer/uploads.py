@@ -12,18 +12,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from s3_landing.config import Settings
 from s3_landing.discovery import MIB, MULTIPART_THRESHOLD, Job, part_size_for
 from s3_landing.errors import EngineError, FileChanged, Interrupted, ObjectKept, S3Failure, StoredBytesDiffer
 from s3_landing.objects import lineage_metadata, source_path_value
-from s3_landing.transfer import botocore_writes
-from s3_landing.transfer.destination import Destination, abort_ours, read_stored
+from s3_landing.transfer.destination import Destination
 from s3_landing.transfer.engine import (
     LEGACY_OBSTORE,
     Written,
     object_attributes,
+    obstore_cannot_write,
     put_bytes,
     put_document,
     put_stream,
@@ -44,6 +42,7 @@ from s3_landing.transfer.proof import (
     Comparison,
     Digests,
     PartHasher,
+    StoredObject,
     Wanted,
     compare_listed,
     compare_stored,
@@ -143,6 +142,7 @@ class Transfer:
         self.on_bytes = on_bytes
         self.unverifiable: Counter[str] = Counter()  # files sent again, or sent, without proof, by why
         self.head_refused = threading.Event()
+        self.kms_found = threading.Event()  # an object written this run turned out KMS-encrypted (bucket default)
         self.budget = BufferBudget(BUFFER_BUDGET)
         self.large_slots = threading.Semaphore(LARGE_FILES_AT_ONCE)
         self.lock = threading.Lock()
@@ -258,12 +258,17 @@ class Transfer:
             return listed
         if self.head_refused.is_set():  # once refused, always: no round trip per file to hear it again
             return Comparison("unverifiable", "reading the object (HEAD) was refused")
-        stored = read_stored(self.destination.client, self.settings.target.bucket, job.key)
+        stored = self.read_stored(job.key)
         if stored.refused:
             self.head_refused.set()
         if job.source.size >= MULTIPART_THRESHOLD:  # the one read so far took only what the listing asked for
             digests = digests_of_file(job.source, EVERY_FORM)
         return compare_stored(stored, digests, self.destination.checks_checksums)
+
+    def read_stored(self, key: str) -> StoredObject:
+        from s3_landing.transfer.botocore_calls import read_stored  # botocore: imported at the run's first HEAD
+
+        return read_stored(self.destination.client, self.settings.target.bucket, key)
 
     def count_unverifiable(self, why: str) -> None:
         with self.lock:
@@ -283,7 +288,7 @@ class Transfer:
                     raise
                 return Status.SKIPPED, self.already_there(job)
             proof = write_proof(written.etag, sent, destination.sends_checksums, destination.checks_checksums)
-            if proof or destination.kms:
+            if proof or self.etags_are_no_md5s(job):
                 if not proof:
                     self.count_unverifiable(SENT_WITHOUT_PROOF)
                 checksum = sent.checksum if destination.sends_checksums else ""
@@ -297,10 +302,20 @@ class Transfer:
             f"{attempt} upload{'s' if attempt > 1 else ''}: the bytes stored under the key differ from the file; {fix}"
         )
 
+    def etags_are_no_md5s(self, job: Job) -> bool:
+        """KMS encryption, from --sse or the bucket's default, which the write probe's answer names. A run started
+        without the probe learns it from the first object whose write its ETag did not prove (a HEAD)."""
+        if self.destination.kms or self.kms_found.is_set():
+            return True
+        if self.destination.write_proven or not self.read_stored(job.key).etag_is_no_md5:
+            return False
+        self.kms_found.set()
+        return True
+
     def already_there(self, job: Job) -> Receipt:
         """A conditional write refused (412): the key was taken since the listing, by another run or by this
         write itself (an answer lost and the request sent again). The same bytes: landed; other bytes: kept."""
-        stored = read_stored(self.destination.client, self.settings.target.bucket, job.key)
+        stored = self.read_stored(job.key)
         comparison = compare_stored(stored, digests_of_file(job.source, EVERY_FORM), self.destination.checks_checksums)
         if comparison.status != "same":
             raise ObjectKept(self.kept(job, replace(comparison, why=f"written since the listing; {comparison.why}")))
@@ -324,7 +339,9 @@ class Transfer:
 
     def write_small(self, job: Job, data: bytes, metadata: dict[str, str]) -> Written:
         writes = self.settings.writes
-        if botocore_writes.obstore_cannot_write(job.key, writes):
+        if obstore_cannot_write(job.key, writes):
+            from s3_landing.transfer import botocore_writes
+
             parameters = botocore_writes.object_parameters(CONTENT_TYPE, metadata, writes)
             if writes.no_overwrite:
                 parameters["IfNoneMatch"] = "*"
@@ -373,6 +390,10 @@ class Transfer:
         signal the run's clean-up does it, in bounded time."""
         if isinstance(failure, Interrupted):
             return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from s3_landing.transfer.botocore_calls import abort_ours
+
         with contextlib.suppress(BotoCoreError, ClientError):
             abort_ours(self.destination, self.settings.target.bucket, {key: began}, [key])
 
@@ -380,7 +401,9 @@ class Transfer:
         writes, part_size = self.settings.writes, part_size_for(job.source.size)
         # obstore has no conditional multipart upload (object_store#289): with --no-overwrite botocore's calls
         # complete it with If-None-Match, parts streamed the same way
-        if writes.no_overwrite or botocore_writes.obstore_cannot_write(job.key, writes):
+        if writes.no_overwrite or obstore_cannot_write(job.key, writes):
+            from s3_landing.transfer import botocore_writes
+
             parameters = botocore_writes.object_parameters(CONTENT_TYPE, metadata, writes)
             client, bucket, checksums = self.destination.client, self.settings.target.bucket, self.sends_checksums
             return self.by_botocore(
@@ -402,6 +425,8 @@ class Transfer:
     @staticmethod
     def by_botocore(write: Callable[[], Written]) -> Written:
         """botocore's write, its failure read as the engine's (botocore retried it already)."""
+        from botocore.exceptions import ClientError
+
         try:
             return write()
         except ClientError as error:
@@ -412,7 +437,7 @@ class Transfer:
     def settle_completion(self, job: Job, error: EngineError, began: float) -> Written:
         """CompleteMultipartUpload is idempotent: when its answer was lost, the object in the bucket is the proof,
         compared with every digest form of the file (read again: this is rare)."""
-        stored = read_stored(self.destination.client, self.settings.target.bucket, job.key)
+        stored = self.read_stored(job.key)
         digests = digests_of_file(job.source, EVERY_FORM)
         if compare_stored(stored, digests, self.destination.checks_checksums).status != "same":
             self.abort_leftover(job.key, began, error)
@@ -423,7 +448,9 @@ class Transfer:
 def write_document(destination: Destination, settings: Settings, key: str, handle: BinaryIO, content_type: str) -> None:
     """A document of ours (the run manifest), with the objects' write options."""
     writes = settings.writes
-    if botocore_writes.obstore_cannot_write(key, writes):
+    if obstore_cannot_write(key, writes):
+        from s3_landing.transfer import botocore_writes
+
         parameters = botocore_writes.object_parameters(content_type, {}, writes)
         destination.client.put_object(Bucket=settings.target.bucket, Key=key, Body=handle, **parameters)
     else:
