@@ -58,6 +58,9 @@ RCLONE_REMOTE = "bench"
 FULL_REPORT = "latest.md"  # bench/results/: only a full run writes there
 PARTIAL_REPORT = "partial.md"  # bench/work/: a run with --only and without rounds
 QUICK_REPORT = "quick.md"  # bench/work/: a --quick run
+HUNDRED_FILES_PER_FOLDER = 100  # HUNDRED: files per subfolder (1,000 subfolders for 100,000 files)
+HUNDRED_FILE_SIZE = 9  # HUNDRED: bytes per file, one short CSV line
+HUNDRED_COUNT = 100_000  # HUNDRED: files, the issue's figure (--hundred-count)
 
 # ---------------------------------------------------------------------------------------------
 # Bootstrap: run inside a venv that has the peers
@@ -159,6 +162,37 @@ def generate_wide(work: Path, count: int, size: int) -> Dataset:
         manifest.write_text(json.dumps(spec))
         print(f"bench: generated {count} files for WIDE in {time.perf_counter() - started:.1f} s", flush=True)
     return Dataset("WIDE", wide, scan(wide))
+
+
+def hundred_line(index: int) -> bytes:
+    """One 9-byte row in the challenge's format (``|``-separated, ``\\N`` for null): ``tt<d>|<d>|\\N``."""
+    line = f"tt{index % 10}|{index % 7}|\\N\n".encode()
+    assert len(line) == HUNDRED_FILE_SIZE
+    return line
+
+
+def write_hundred(root: Path, count: int) -> None:
+    """count files series_<i>.csv of one 9-byte row each, 100 to a subfolder (lote_NNN/grupo_NN/, as MANY's)."""
+    for index in range(count):
+        group = index // HUNDRED_FILES_PER_FOLDER
+        folder = root / f"lote_{group // 10:03d}" / f"grupo_{group % 10:02d}"
+        if index % HUNDRED_FILES_PER_FOLDER == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"series_{index}.csv").write_bytes(hundred_line(index))
+
+
+def generate_hundred(work: Path, count: int) -> Dataset:
+    """HUNDRED: count (100,000) files of 9 bytes, where the per-file cost is all there is; kept between runs."""
+    spec = {"hundred": [count, HUNDRED_FILE_SIZE, HUNDRED_FILES_PER_FOLDER], "version": 1}
+    manifest, hundred = work / "hundred.json", work / "hundred"
+    if not (manifest.is_file() and json.loads(manifest.read_text()) == spec and hundred.is_dir()):
+        started = time.perf_counter()
+        shutil.rmtree(hundred, ignore_errors=True)
+        hundred.mkdir(parents=True)
+        write_hundred(hundred, count)
+        manifest.write_text(json.dumps(spec))
+        print(f"bench: generated {count} files for HUNDRED in {time.perf_counter() - started:.1f} s", flush=True)
+    return Dataset("HUNDRED", hundred, scan(hundred))
 
 
 def raw_key(name: str) -> str:
@@ -572,6 +606,12 @@ WIDE_TOOLS = NOOP_TOOLS[:2]  # upload_s3.py and s5cmd sync
 ONE = "ONE file (start-up)"
 WIDE_UPLOAD = "WIDE upload (one run)"  # the buckets the WIDE no-op re-runs go into
 WIDE_NOOP = "WIDE no-op re-run"
+HUNDRED_UPLOAD = "HUNDRED upload (one run)"  # --hundred: 100,000 files of 9 bytes, then their no-op re-runs
+HUNDRED_NOOP = "HUNDRED no-op re-run"
+# The issue's limits for HUNDRED: upload_s3.py's upload faster than the 67.5 s measured in an earlier turn (turn 2)
+# on this machine, and a peak RSS of at most 120 MB for the upload and for the no-op re-run.
+HUNDRED_WALL_LIMIT_S = 67.5
+HUNDRED_RSS_LIMIT_MB = 120.0
 ONE_FILE = "movies_start.csv"
 
 REFERENCE = {
@@ -582,6 +622,8 @@ REFERENCE = {
     ONE: S5CMD.name,
     WIDE_UPLOAD: S5CMD.name,
     WIDE_NOOP: "s5cmd sync",
+    HUNDRED_UPLOAD: S5CMD.name,
+    HUNDRED_NOOP: "s5cmd sync",
 }
 LOOP_REFERENCE = {"BIG": LOOP.name, "MANY": LOOP.name}
 
@@ -594,7 +636,7 @@ class Lineup:
     noops: tuple[tuple[Tool, Tool], ...]  # MANY no-op re-runs: (the re-run, the upload whose bucket it re-runs into)
     wan: tuple[Tool, ...]
     startup: tuple[Tool, ...]  # ONE
-    wide: tuple[tuple[Tool, Tool], ...]  # WIDE: (the no-op re-run, the upload it re-runs after)
+    wide: tuple[tuple[Tool, Tool], ...]  # WIDE and HUNDRED: (the no-op re-run, the upload it re-runs after)
 
 
 def lineup(baseline: Program | None) -> Lineup:
@@ -869,22 +911,33 @@ def run_rounds(bench: Bench, big: Dataset, many: Dataset) -> None:
                 empty_and_delete(bench.admin, bucket)
 
 
-def run_wide(bench: Bench, wide: Dataset) -> None:
-    """The no-op re-run of many files: each tool's upload once (one run, verified), then its re-run every round."""
+def run_upload_then_noops(bench: Bench, dataset: Dataset, upload: str, noop_scenario: str) -> None:
+    """Each tool's upload of dataset once (one run, verified, as scenario upload), then its no-op re-run into that
+    bucket every round (as noop_scenario): upload_s3.py (and the --baseline version) again, s5cmd sync."""
     pairs = lineup(bench.baseline).wide
     kept: dict[str, str] = {}
     for _noop, source in pairs:
-        bucket = bench.new_bucket(f"wide-{source.name}")
-        if bench.execute(WIDE_UPLOAD, source, wide, bucket, 1).valid:
+        bucket = bench.new_bucket(f"{dataset.name}-{source.name}")
+        if bench.execute(upload, source, dataset, bucket, 1).valid:
             kept[source.name] = bucket
     for round_number in range(1, bench.args.rounds + 1):
         for noop, source in rotated(pairs, round_number):
             if source.name in kept:
                 bucket = kept[source.name]
                 check = unchanged_check(bench, bucket, noop, list_bucket(bench.admin, bucket))
-                bench.execute(WIDE_NOOP, noop, wide, bucket, round_number, check=check)
+                bench.execute(noop_scenario, noop, dataset, bucket, round_number, check=check)
     for bucket in kept.values():
         empty_and_delete(bench.admin, bucket)
+
+
+def run_wide(bench: Bench, wide: Dataset) -> None:
+    """The no-op re-run of many files: each tool's upload once (one run, verified), then its re-run every round."""
+    run_upload_then_noops(bench, wide, WIDE_UPLOAD, WIDE_NOOP)
+
+
+def run_hundred(bench: Bench, hundred: Dataset) -> None:
+    """--hundred: 100,000 files of 9 bytes, built as WIDE: each tool's upload once, then its re-run every round."""
+    run_upload_then_noops(bench, hundred, HUNDRED_UPLOAD, HUNDRED_NOOP)
 
 
 def run_wan(bench: Bench, many: Dataset) -> None:
@@ -1104,7 +1157,17 @@ def ratio(value: float, reference: float | None) -> str:
     return f"{value / reference:.2f}x" if reference else "-"
 
 
-SCENARIOS = ("BIG", "MANY", "MANY no-op re-run", WIDE_UPLOAD, WIDE_NOOP, "MANY over WAN", ONE)
+SCENARIOS = (
+    "BIG",
+    "MANY",
+    "MANY no-op re-run",
+    WIDE_UPLOAD,
+    WIDE_NOOP,
+    HUNDRED_UPLOAD,
+    HUNDRED_NOOP,
+    "MANY over WAN",
+    ONE,
+)
 
 
 def results_table(runs: list[Run]) -> str:
@@ -1131,6 +1194,65 @@ def results_table(runs: list[Run]) -> str:
                 f"| {statistics.median(r.server_cpu for r in good):.2f} | {len(good)}/{len(mine)} |"
             )
     return "\n".join(lines)
+
+
+def peak_rss_of(runs: list[Run], scenario: str, tool: str) -> float | None:
+    """The largest peak RSS (MB) of the tool's valid runs in the scenario; None if it has none."""
+    values = [run.rss_mb for run in runs if run.scenario == scenario and run.tool == tool and run.valid]
+    return max(values) if values else None
+
+
+def hundred_verdict(upload: float | None, upload_rss: float | None, noop_rss: float | None) -> str:
+    """Whether an upload_s3.py version met the issue's HUNDRED limits, and if not, which it missed."""
+    if upload is None or upload_rss is None or noop_rss is None:
+        return "no: a run failed or is missing"
+    missed = []
+    if upload >= HUNDRED_WALL_LIMIT_S:
+        missed.append(f"upload {upload:.1f} s >= {HUNDRED_WALL_LIMIT_S} s")
+    if upload_rss > HUNDRED_RSS_LIMIT_MB:
+        missed.append(f"upload RSS {upload_rss:.0f} MB > {HUNDRED_RSS_LIMIT_MB:.0f} MB")
+    if noop_rss > HUNDRED_RSS_LIMIT_MB:
+        missed.append(f"re-run RSS {noop_rss:.0f} MB > {HUNDRED_RSS_LIMIT_MB:.0f} MB")
+    return "no: " + "; ".join(missed) if missed else "yes"
+
+
+def hundred_table(runs: list[Run], pairs: Sequence[tuple[Tool, Tool]]) -> str:
+    """HUNDRED against the issue's limits: each tool's upload and its no-op re-run, s5cmd's times beside them."""
+    if not any(run.scenario == HUNDRED_UPLOAD for run in runs):
+        return ""
+    s5cmd_upload = median_of(runs, HUNDRED_UPLOAD, S5CMD.name)
+    s5cmd_noop = median_of(runs, HUNDRED_NOOP, REFERENCE[HUNDRED_NOOP])
+
+    def seconds(value: float | None) -> str:
+        return f"{value:.2f}" if value is not None else "-"
+
+    def megabytes(value: float | None) -> str:
+        return f"{value:.0f}" if value is not None else "-"
+
+    lines = [
+        "| upload | upload wall s | s5cmd cp wall s | upload peak RSS MB | no-op re-run | median re-run wall s "
+        "| s5cmd sync wall s | re-run peak RSS MB | within the limits |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for noop, source in pairs:
+        upload = median_of(runs, HUNDRED_UPLOAD, source.name)
+        upload_rss = peak_rss_of(runs, HUNDRED_UPLOAD, source.name)
+        noop_wall = median_of(runs, HUNDRED_NOOP, noop.name)
+        noop_rss = peak_rss_of(runs, HUNDRED_NOOP, noop.name)
+        verdict = "(reference)" if source is S5CMD else hundred_verdict(upload, upload_rss, noop_rss)
+        lines.append(
+            f"| {source.name} | {seconds(upload)} | {seconds(s5cmd_upload)} | {megabytes(upload_rss)} | {noop.name} "
+            f"| {seconds(noop_wall)} | {seconds(s5cmd_noop)} | {megabytes(noop_rss)} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+HUNDRED_NOTE = (
+    "The issue's limits for {count} files of 9 bytes in one process: upload_s3.py's upload faster than "
+    f"{HUNDRED_WALL_LIMIT_S} s (its time in an earlier turn, turn 2, on this machine), s5cmd's time in the same run "
+    f"beside it; peak RSS at most {HUNDRED_RSS_LIMIT_MB:.0f} MB for the upload and for the no-op re-run (the largest "
+    "over the rounds). The upload is one run; the re-run's wall time is the median over the rounds."
+)
 
 
 def cpu_per_small_file(runs: list[Run], many_files: int) -> dict[str, tuple[float, float, float]]:
@@ -1206,8 +1328,20 @@ def baseline_note(baseline: Program | None) -> list[str]:
         return []
     return [
         f"- {baseline.label} (--baseline): upload_s3.py and s3_landing/ (if any) as that commit has them, run like "
-        "upload_s3.py (same command, environment and checks) in BIG, MANY, ONE, the no-op re-run and WAN; "
+        "upload_s3.py (same command, environment and checks) in BIG, MANY, ONE, the no-op re-runs, WIDE, HUNDRED "
+        "(when run) and WAN; "
         "the memory check and the profiles run the current version only."
+    ]
+
+
+def hundred_method(args: argparse.Namespace, hundred: str) -> list[str]:
+    """The report's line on HUNDRED, when it ran."""
+    if not hundred:
+        return []
+    return [
+        f"- HUNDRED (--hundred): {args.hundred_count} files of {HUNDRED_FILE_SIZE} bytes (series_<i>.csv, one CSV row "
+        f"each, {HUNDRED_FILES_PER_FOLDER} to a subfolder), built as WIDE: each tool uploads them once (one run, "
+        f"verified, {HUNDRED_UPLOAD!r}), then re-runs into its own bucket once per round ({HUNDRED_NOOP!r})."
     ]
 
 
@@ -1229,6 +1363,7 @@ def write_report(
     args = bench.args
     table = results_table(bench.runs)
     per_file = cpu_per_small_file_table(bench.runs, len(many.files))
+    hundred = hundred_table(bench.runs, lineup(bench.baseline).wide)
     command = "make bench" + (f" ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "")
     parts = [
         "# upload_s3 benchmark results",
@@ -1250,6 +1385,7 @@ def write_report(
         f"(+{2 * args.wan_delay_ms} ms per request-response round trip).",
         f"- WIDE: {args.wide_count} files like MANY's. Each tool uploads them once (one run, verified, in the "
         f"table as {WIDE_UPLOAD!r}), then re-runs into its own bucket once per round ({WIDE_NOOP!r}).",
+        *hundred_method(args, hundred),
         *baseline_note(bench.baseline),
         "- Every run is verified: the key set and sizes via ListObjectsV2, every ETag that is an MD5 against the "
         f"source, BIG downloaded in full and compared, and {args.sample} MANY objects downloaded and compared. "
@@ -1265,6 +1401,11 @@ def write_report(
         table,
         "",
     ]
+    if hundred:
+        note = HUNDRED_NOTE.format(count=args.hundred_count)
+        if args.hundred_count != HUNDRED_COUNT:
+            note += f" The limits are for {HUNDRED_COUNT} files: with {args.hundred_count}, the verdict says little."
+        parts += ["## HUNDRED: the issue's limits", "", note, "", hundred, ""]
     if per_file:
         parts += ["## Client CPU per small file", "", PER_FILE_NOTE.format(count=len(many.files)), "", per_file, ""]
     if memory:
@@ -1294,7 +1435,7 @@ def write_report(
     raw = {"facts": facts, "runs": [asdict(run) for run in bench.runs], "memory": [asdict(m) for m in memory]}
     tmp.write_text(json.dumps(raw, indent=1))
     tmp.replace(out.with_suffix(".json"))
-    return "\n\n".join(filter(None, (table, per_file)))
+    return "\n\n".join(filter(None, (table, hundred, per_file)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1311,13 +1452,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--many-count", type=int, help="number of small files (default 2000, quick 300)")
     parser.add_argument("--many-kb", type=int, default=20, help="size of each small file in KB (default 20)")
     parser.add_argument("--wide-count", type=int, help="files of the WIDE no-op re-run (default 20000, quick 1000)")
+    parser.add_argument(
+        "--hundred",
+        action="store_true",
+        help="also run HUNDRED: 100,000 files of 9 bytes, uploaded once, then re-run (several minutes; not by default)",
+    )
+    parser.add_argument(
+        "--hundred-count", type=int, default=HUNDRED_COUNT, help="files of HUNDRED (default 100000, also with --quick)"
+    )
     parser.add_argument("--wan-rounds", type=int, help="rounds over the delay proxy (default 3, quick 2; 0 skips)")
     parser.add_argument("--wan-delay-ms", type=int, default=20, help="delay added each way by the proxy")
     parser.add_argument("--mem-small-mb", type=int, default=20, help="memory check: small file size (MB)")
     parser.add_argument("--mem-large-mb", type=int, help="memory check: large file size (default 2000, quick 500)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
     parser.add_argument(
-        "--only", choices=("rounds", "wide", "wan", "memory", "profile"), action="append", help="run only these"
+        "--only",
+        choices=("rounds", "wide", "hundred", "wan", "memory", "profile"),
+        action="append",
+        help="run only these",
     )
     parser.add_argument("--profile", action="store_true", help="also profile upload_s3.py on BIG and MANY (cProfile)")
     parser.add_argument(
@@ -1391,7 +1543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     big, many = generate(work, args.big_movies_mb * MB, args.big_series_mb * MB, args.many_count, args.many_kb * 1000)
     aws, rclone, s5cmd = find_tools()
-    only = set(args.only or ["rounds", "wide", "wan", "memory"] + (["profile"] if args.profile else []))
+    optional = (["profile"] if args.profile else []) + (["hundred"] if args.hundred else [])
+    only = set(args.only or ["rounds", "wide", "wan", "memory", *optional])
     if args.no_memory:
         only.discard("memory")
     if args.wan_rounds <= 0:
@@ -1409,6 +1562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_rounds(bench, big, many)
         if "wide" in only and args.wide_count > 0:
             run_wide(bench, generate_wide(work, args.wide_count, args.many_kb * 1000))
+        if "hundred" in only and args.hundred_count > 0:
+            run_hundred(bench, generate_hundred(work, args.hundred_count))
         if "wan" in only:
             run_wan(bench, many)
         if "memory" in only:
