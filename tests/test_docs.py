@@ -123,6 +123,8 @@ PERFORMANCE_ROWS = {
         "aws s3 sync",
     ),
     "WIDE no-op re-run": ("WIDE no-op re-run", "upload_s3.py (again)", "s5cmd sync", "", ""),
+    "HUNDRED upload (100,000 files, one run)": ("HUNDRED upload (one run)", "upload_s3.py", "s5cmd cp", "", ""),
+    "HUNDRED no-op re-run": ("HUNDRED no-op re-run", "upload_s3.py (again)", "s5cmd sync", "", ""),
     "MANY over WAN": ("MANY over WAN", "upload_s3.py", "s5cmd cp", "", ""),
     "ONE file": ("ONE file (start-up)", "upload_s3.py", "s5cmd cp", "", ""),
 }
