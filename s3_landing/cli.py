@@ -85,6 +85,8 @@ def report_without_uploading(settings: Settings, reporter: Reporter, inventory: 
 def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: Callable[[], T]) -> T:
     """The first requests (preflight, or the check's survey) in a daemon thread, so that a signal during a hung
     first request still ends the run at once; any of botocore's or the engine's errors there is fatal."""
+    if stop.is_set():
+        raise Interrupted()
     results: list[T] = []
     errors: list[BaseException] = []
 
@@ -144,10 +146,14 @@ def upload_all(
                     reporter.outcome(skipped)
                     continue
                 if unproven:
-                    transfer, unproven, reported = send_first(settings, reporter, stop, transfer, item)
+                    transfer, reported = send_first(settings, reporter, stop, transfer, item)
+                    unproven = False
                     if reported:
                         continue
                 flight.submit(item, functools.partial(transfer.upload, item, reporter.announce))
+            if unproven and settings.output.manifest_to_bucket:  # the manifest would be the run's first write
+                with contextlib.suppress(Interrupted):
+                    transfer = restart_with_botocore(settings, stop, transfer)
             flight.finish(lambda job: reporter.outcome(not_confirmed(job)))
     finally:
         begun = {**transfer.large_started, **transfer.destination.probes_begun}
@@ -161,12 +167,13 @@ def upload_all(
 
 def send_first(
     settings: Settings, reporter: Reporter, stop: threading.Event, transfer: Transfer, job: Job
-) -> tuple[Transfer, bool, bool]:
-    """A run started without botocore made no write probe: its first write, made alone, is the proof. When it fails,
-    botocore's start tells whether the bucket can be written at all, and the file is sent once more, to the region
-    botocore found. A large file is not sent alone, which would hold back the others: botocore's write probe is made
-    instead. Returns the Transfer to go on with, whether the right to write is still unproven (the file was skipped:
-    nothing was written), and whether the file was reported (else the caller sends it)."""
+) -> tuple[Transfer, bool]:
+    """A run started without botocore made no write probe: the first file it must send, sent alone, is the proof.
+    When that write fails, or the file proves unchanged after all (by a HEAD: nothing was written), botocore's start
+    makes the probe: FatalError when the bucket cannot be written at all, as when it starts the run. A failed file
+    is then sent once more, to the region botocore found. A large file is not sent alone, which would hold back the
+    others: the probe is made, and the file left to the caller. Returns the Transfer to go on with, and whether the
+    file was reported."""
     announced: list[Job] = []
 
     def send(current: Transfer) -> Outcome:
@@ -174,11 +181,12 @@ def send_first(
 
     try:
         if job.source.size >= MULTIPART_THRESHOLD:
-            return restart_with_botocore(settings, stop, transfer), False, False
+            return restart_with_botocore(settings, stop, transfer), False
         outcome = send(transfer)
-        if outcome.status is Status.FAILED:
+        if outcome.status in (Status.FAILED, Status.SKIPPED) and not stop.is_set():
             transfer = restart_with_botocore(settings, stop, transfer)
-            outcome = send(transfer)
+            if outcome.status is Status.FAILED:
+                outcome = send(transfer)
     except Interrupted:
         outcome = (
             not_confirmed(job)
@@ -188,7 +196,7 @@ def send_first(
     if announced:
         reporter.announce(job)
     reporter.outcome(outcome)
-    return transfer, outcome.status is Status.SKIPPED and not transfer.destination.write_proven, True
+    return transfer, True
 
 
 def restart_with_botocore(settings: Settings, stop: threading.Event, transfer: Transfer) -> Transfer:

@@ -152,6 +152,29 @@ def test_a_bucket_whose_etags_are_never_md5s_gets_no_resends_and_no_failures(
         assert again.summary().startswith("Resumo: 0 enviados, 7 ignorados sem alterações, 0 com falha")
 
 
+def test_a_re_run_whose_first_file_a_head_proves_makes_the_probe_then_goes_on_in_parallel(
+    s3_server: SeaweedServer, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Started without botocore, a run's first write proves the right to write. When the first file to compare turns
+    out unchanged by a HEAD (listed ETags are no MD5s here), nothing was written: botocore's probe proves it, and the
+    other files are compared in parallel, not each alone."""
+    small_files(tmp_path, 6)
+    proxy.rewrite_answer = as_if_sse_kms
+    env = proxied_env(s3_server, proxy, bucket, PROGRESS_INTERVAL="0")
+    first = run_uploader(s3_server, ["--source", str(tmp_path)], env)
+    assert first.code == 0, first.err
+    before = len(proxy.requests)
+    again = run_uploader(s3_server, ["--source", str(tmp_path)], env)
+    assert again.code == 0, again.err
+    assert again.summary().startswith("Resumo: 0 enviados, 6 ignorados sem alterações, 0 com falha")
+    requests = proxy.requests[before:]
+    probe = [at for at, request in enumerate(requests) if "write-check" in request.target]
+    heads = [at for at, request in enumerate(requests) if request.method == "HEAD" and "/Raw/" in request.target]
+    assert len(probe) == 2  # CreateMultipartUpload and its abort
+    assert len(heads) == 6
+    assert heads[0] < probe[0] and probe[-1] < heads[1]
+
+
 def test_the_store_keeps_each_files_sha256_and_the_manifest_is_the_receipt(
     s3_server: SeaweedServer, admin_s3: S3Client, bucket: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:

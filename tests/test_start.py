@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import botocore.session
 import pytest
 from seaweed import SeaweedServer
-from test_cli import DATE, SCRIPT, keys_in, uploader_env
+from test_cli import DATE, SCRIPT, keys_in, run_uploader, uploader_env
 from unit_support import settings_for
 
 from s3_landing.config import RunMode
@@ -22,12 +22,17 @@ from s3_landing.transfer.start import direct_access, direct_endpoint
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-ENDPOINTS = [
+ENDPOINTS: list[str | None] = [
     None,
     "http://127.0.0.1:8333",
     "http://localhost:9000",
     "https://minio.example.com",
     "https://s3.example.com:9000",
+]
+LEFT_TO_BOTOCORE: list[str | None] = [
+    "https://s3-accelerate.amazonaws.com",
+    "https://s3.eu-west-1.amazonaws.com",
+    "https://lake.s3.example.com",
 ]
 BUCKETS = ["lake", "lake--x", "my.lake", "My_Lake", "a" * 63, "arn:aws:s3:us-east-1:123456789012:accesspoint/lake"]
 ENVIRONMENT = {
@@ -51,7 +56,7 @@ def every_region() -> list[str]:
     return sorted({region for p in partitions for region in session.get_available_regions("s3", partition_name=p)})
 
 
-@pytest.mark.parametrize("endpoint_url", ENDPOINTS)
+@pytest.mark.parametrize("endpoint_url", ENDPOINTS + LEFT_TO_BOTOCORE)
 def test_the_direct_endpoint_is_the_one_botocore_signs_for(
     endpoint_url: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -74,6 +79,9 @@ def test_the_direct_endpoint_is_the_one_botocore_signs_for(
                 settings, target=dataclasses.replace(settings.target, bucket=bucket, endpoint_url=endpoint_url)
             )
             assert endpoint == botocore_endpoint(make_s3_client(settings, session, region), bucket), (region, bucket)
+    if endpoint_url in LEFT_TO_BOTOCORE:  # S3's own endpoints, or one that names the bucket "lake"
+        assert direct_endpoint("lake", endpoint_url, "eu-west-1") is None
+        return
     names = 2 if endpoint_url is None else len(BUCKETS) - 1  # on AWS "lake" and "lake--x"; else all but the ARN
     assert direct >= len(regions) * names
 
@@ -95,6 +103,7 @@ def test_regions_outside_the_aws_partition_and_names_outside_host_names_are_left
         {"AWS_REGION": "", "AWS_DEFAULT_REGION": ""},
         {"AWS_SECRET_ACCESS_KEY": ""},
         {"AWS_REQUEST_CHECKSUM_CALCULATION": "when_requird"},
+        {"AWS_RESPONSE_CHECKSUM_VALIDATION": "always"},
     ],
 )
 def test_any_other_aws_setting_leaves_the_start_to_botocore(change: dict[str, str], tmp_path: Path) -> None:
@@ -110,6 +119,19 @@ def test_a_config_file_with_anything_in_it_leaves_the_start_to_botocore(tmp_path
     assert direct_access(settings, {**ENVIRONMENT, "AWS_CONFIG_FILE": str(config)}) is not None
     config.write_text("[default]\nregion = sa-east-1\n")
     assert direct_access(settings, {**ENVIRONMENT, "AWS_CONFIG_FILE": str(config)}) is None
+
+
+def test_a_credentials_file_whose_default_profile_holds_settings_leaves_the_start_to_botocore(tmp_path: Path) -> None:
+    """botocore reads settings from the shared credentials file's profiles too (an endpoint, FIPS, a region)."""
+    settings = settings_for(tmp_path, RunMode.UPLOAD)
+    credentials = tmp_path / "credentials"
+    environment = {**ENVIRONMENT, "AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_BATCH_JOB_ARRAY_INDEX": "0"}
+    credentials.write_text("[default]\naws_access_key_id = AKIA\naws_secret_access_key = s\n[other]\nregion = x\n")
+    assert direct_access(settings, environment) is not None
+    credentials.write_text("[default]\naws_access_key_id = AKIA\nendpoint_url = http://10.0.0.9:9000\n")
+    assert direct_access(settings, environment) is None
+    credentials.write_text("[default\n")
+    assert direct_access(settings, environment) is None
 
 
 def test_no_overwrite_leaves_the_start_to_botocore(tmp_path: Path) -> None:
@@ -186,3 +208,20 @@ def test_with_a_profile_botocore_starts_the_run_and_it_lands_the_same(
     assert (code, loaded) == (0, True), output
     assert keys_in(admin_s3, bucket) == {"Raw/Local/CSV/Movies/2022/05/02/movies.csv"}
     assert access_key not in output and secret_key not in output
+
+
+def test_with_nothing_to_send_the_right_to_write_is_proven_before_the_manifest(
+    s3_server: SeaweedServer, bucket: str, tmp_path: Path
+) -> None:
+    """The manifest would be the run's first write: botocore's probe comes first, and a read-only identity ends the
+    run with exit 2, as when every run started with the probe."""
+    source = tmp_path / "data"
+    source.mkdir()
+    (source / "movies.csv").write_bytes(b"id|title\n1|Alien\n")
+    args = ["--source", str(source), "--date", DATE]
+    first = run_uploader(s3_server, args, uploader_env(s3_server, BUCKET_NAME=bucket))
+    assert first.code == 0, first.err
+    again = run_uploader(s3_server, [*args, "--manifest"], uploader_env(s3_server, "ro", BUCKET_NAME=bucket))
+    assert again.code == 2, again.out + again.err
+    assert again.err.splitlines() == [line for line in again.err.splitlines() if "access denied" in line]
+    assert "Arquivo sem alterações, ignorado" in again.out

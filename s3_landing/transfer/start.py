@@ -8,6 +8,7 @@ follows the bucket's region where the environment named another."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import configparser
 import os
 import re
 import threading
@@ -39,14 +40,16 @@ DIRECT_VARIABLES = frozenset(
         "AWS_ENDPOINT_URL",  # read into the settings
         "AWS_CA_BUNDLE",
         "AWS_CONFIG_FILE",  # the file must be absent or empty
-        "AWS_SHARED_CREDENTIALS_FILE",  # the environment's keys come first in botocore's chain
+        "AWS_SHARED_CREDENTIALS_FILE",  # the environment's keys come first; its default profile may hold only keys
         "AWS_EC2_METADATA_DISABLED",
         "AWS_RETRY_MODE",  # botocore's own calls
         "AWS_MAX_ATTEMPTS",
         "AWS_REQUEST_CHECKSUM_CALCULATION",
-        "AWS_RESPONSE_CHECKSUM_VALIDATION",  # downloads only
+        "AWS_RESPONSE_CHECKSUM_VALIDATION",  # downloads only, but checked as botocore does
+        "AWS_BATCH_JOB_ARRAY_INDEX",  # this program's shard index (config.py), not botocore's
     }
 )
+CREDENTIAL_NAMES = {"aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
 CHECKSUM_CALCULATIONS = ("when_supported", "when_required")
 # Regions of the aws partition, whose S3 endpoints botocore names as below (not China, GovCloud or the ISO regions)
 AWS_PARTITION_REGION = re.compile(r"(af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d+")
@@ -69,15 +72,19 @@ def preflight(settings: Settings) -> Destination:
 
 def direct_access(settings: Settings, environ: Mapping[str, str]) -> tuple[Endpoint, Access] | None:
     """The endpoint and credentials botocore would sign with, when the environment alone decides them: keys in
-    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (first in botocore's chain), a region in AWS_REGION or
-    AWS_DEFAULT_REGION, no AWS config file, no other AWS_* variable. None otherwise, and with --no-overwrite (its
-    probe is botocore's)."""
+    AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (first in botocore's chain), a region in AWS_REGION (as the AWS CLI
+    v2 and the other SDKs read it; botocore reads AWS_DEFAULT_REGION alone, and the bucket's region, when another,
+    is found by botocore's start after the listing is refused) or AWS_DEFAULT_REGION, no AWS config file, no other
+    AWS_* variable. None otherwise, and with --no-overwrite (its probe is botocore's)."""
     if settings.writes.no_overwrite or any(n.startswith("AWS_") and n not in DIRECT_VARIABLES for n in environ):
         return None
     key_id, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     checksums = environ.get("AWS_REQUEST_CHECKSUM_CALCULATION", CHECKSUM_CALCULATIONS[0]).lower()
-    if not (key_id and secret and region) or checksums not in CHECKSUM_CALCULATIONS or has_config(environ):
+    validation = environ.get("AWS_RESPONSE_CHECKSUM_VALIDATION", CHECKSUM_CALCULATIONS[0]).lower()
+    if not (key_id and secret and region) or {checksums, validation} - set(CHECKSUM_CALCULATIONS):
+        return None  # a bad checksum setting: botocore's start names it
+    if has_config(environ):
         return None
     endpoint = direct_endpoint(settings.target.bucket, settings.target.endpoint_url, region)
     if endpoint is None:
@@ -90,12 +97,32 @@ def direct_access(settings: Settings, environ: Mapping[str, str]) -> tuple[Endpo
 
 
 def has_config(environ: Mapping[str, str]) -> bool:
-    """An AWS config file with something in it (a region, an endpoint, an addressing style botocore would use)."""
-    path = os.path.expanduser(environ.get("AWS_CONFIG_FILE") or os.path.join("~", ".aws", "config"))
+    """An AWS config file with something in it, or a shared credentials file whose default profile holds more than
+    keys: botocore reads settings from both (a region, an endpoint, an addressing style, FIPS...)."""
+    return config_file_used(environ) or credentials_file_holds_settings(environ)
+
+
+def aws_file(environ: Mapping[str, str], variable: str, name: str) -> str:
+    return os.path.expanduser(environ.get(variable) or os.path.join("~", ".aws", name))
+
+
+def config_file_used(environ: Mapping[str, str]) -> bool:
     try:
-        return os.stat(path).st_size > 0
+        return os.stat(aws_file(environ, "AWS_CONFIG_FILE", "config")).st_size > 0
     except OSError:
         return False
+
+
+def credentials_file_holds_settings(environ: Mapping[str, str]) -> bool:
+    try:
+        with open(aws_file(environ, "AWS_SHARED_CREDENTIALS_FILE", "credentials"), encoding="utf-8") as handle:
+            profiles = configparser.ConfigParser(interpolation=None)
+            profiles.read_file(handle)
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return True  # botocore's start says what is wrong with it, if anything
+    return profiles.has_section("default") and not set(profiles["default"]) <= CREDENTIAL_NAMES
 
 
 def direct_endpoint(bucket: str, endpoint_url: str | None, region: str) -> Endpoint | None:
@@ -107,6 +134,9 @@ def direct_endpoint(bucket: str, endpoint_url: str | None, region: str) -> Endpo
         return None
     if endpoint_url:
         url = urlsplit(endpoint_url)
+        host = (url.hostname or "").lower()
+        if host.endswith("amazonaws.com") or host.startswith(f"{bucket.lower()}."):  # S3's own, or naming the bucket
+            return None
         return Endpoint(f"{url.scheme}://{url.netloc}", False, region)
     if AWS_PARTITION_REGION.fullmatch(region) is None or VIRTUAL_HOSTABLE_BUCKET.fullmatch(bucket) is None:
         return None
