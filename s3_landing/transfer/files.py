@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -102,20 +103,29 @@ class Outcome:
         return (self.size or 0) if self.status is Status.UPLOADED else 0
 
 
-def file_chunks(handle: BinaryIO, size: int, chunk_size: int) -> Iterator[bytes]:
+def file_chunks(read: Callable[[int], bytes], size: int, chunk_size: int) -> Iterator[bytes]:
     """The file's `size` bytes in chunks, and a check that nothing follows them."""
     remaining = size
     while remaining > 0:
-        chunk = handle.read(min(chunk_size, remaining))
+        chunk = read(min(chunk_size, remaining))
         if not chunk:
             raise FileChanged("became shorter while it was read")
         remaining -= len(chunk)
         yield chunk
-    if handle.read(1):
+    if read(1):
         raise FileChanged("grew while it was read")
 
 
 def open_regular_file(source: SourceFile) -> BinaryIO:
+    descriptor = open_checked(source)
+    try:
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def open_checked(source: SourceFile) -> int:
     """Open the file discovery checked, and no other: its resolved path, refusing a final link, and only if it is
     still the same file (device and inode) in the same state. O_NONBLOCK: a FIFO swapped in must not block open()."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -128,10 +138,10 @@ def open_regular_file(source: SourceFile) -> BinaryIO:
     try:
         check_same_file(source, os.fstat(descriptor))
         check_opened_inside(source, descriptor)
-        return os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
         raise
+    return descriptor
 
 
 def check_opened_inside(source: SourceFile, descriptor: int) -> None:
@@ -157,8 +167,12 @@ def check_same_file(source: SourceFile, info: os.stat_result) -> None:
 
 
 def read_whole(source: SourceFile) -> bytes:
-    with open_regular_file(source) as handle:
-        return b"".join(file_chunks(handle, source.size, source.size or 1))
+    """The whole file, by its descriptor: a file object per small file cost a tenth of a skip check."""
+    descriptor = open_checked(source)
+    try:
+        return b"".join(file_chunks(functools.partial(os.read, descriptor), source.size, source.size or 1))
+    finally:
+        os.close(descriptor)
 
 
 def ensure_unchanged(source: SourceFile) -> None:

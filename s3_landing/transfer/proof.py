@@ -142,7 +142,7 @@ def digests_of_file(source: SourceFile, wanted: Wanted, stats: ContentStats | No
     """One streamed read of a file (1 MiB blocks: memory stays flat) for the digests wanted."""
     hasher = PartHasher(source.size, wanted, stats)
     with open_regular_file(source) as handle:
-        for block in file_chunks(handle, source.size, MIB):
+        for block in file_chunks(handle.read, source.size, MIB):
             hasher.update(block)
     return hasher.result()
 
