@@ -8,8 +8,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
-import uuid
 from collections.abc import Sequence
 from types import FrameType
 from typing import Callable, NoReturn, TypeVar
@@ -211,7 +209,7 @@ def restart_with_botocore(settings: Settings, stop: threading.Event, transfer: T
 def new_run_id(settings: Settings) -> str:
     shard = settings.source.shard
     in_shards = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
-    return f"{utc_now():%Y%m%dT%H%M%SZ}{in_shards}-{uuid.uuid4().hex[:8]}"
+    return f"{utc_now():%Y%m%dT%H%M%SZ}{in_shards}-{os.urandom(4).hex()}"
 
 
 def check(settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event) -> int:
@@ -288,6 +286,8 @@ def report_unexpected(console: Console, reporter: Reporter | None, error: Except
     """A failure nobody foresaw: one line (the traceback only with --verbose); exit 1 if files were attempted,
     since some may have landed, else 2."""
     if console.verbosity == VERBOSE:
+        import traceback
+
         traceback.print_exc()
     hint = "" if console.verbosity == VERBOSE else " (run again with --verbose for the traceback)"
     console.fatal(f"unexpected error: {type(error).__name__}: {error}{hint}")

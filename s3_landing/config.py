@@ -15,8 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dotenv import load_dotenv
-
 from s3_landing.errors import ConfigError
 from s3_landing.objects import WriteOptions, check_write_options, parse_tag_flags, parse_tag_variable
 from s3_landing.options import SETTINGS, RetryMode, build_parser, parse_whole_number, read
@@ -114,6 +112,8 @@ def load_env_file(path: str | None) -> None:
         env_file = Path.cwd() / ".env"
         if not env_file.is_file():
             return
+    from dotenv import load_dotenv  # not at start-up: only the runs with a .env file need it
+
     load_dotenv(env_file, override=False)
 
 

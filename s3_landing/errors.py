@@ -3,7 +3,6 @@ any error into one line that names the cause and, where there is one, the fix.""
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -111,6 +110,8 @@ def causes(error: BaseException) -> Iterator[BaseException]:
 
 def is_certificate_failure(error: BaseException) -> bool:
     """A certificate that does not verify (botocore's calls): permanent, unlike a TLS connection closed mid-send."""
+    import ssl  # not at start-up: only failing runs need it
+
     return any(isinstance(cause, (ssl.SSLCertVerificationError, ssl.CertificateError)) for cause in causes(error))
 
 
