@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import Callable, NoReturn, TypeVar
+from typing import Callable, Generic, NoReturn, TypeVar
 
 from s3_landing.config import VERBOSE, RunMode, Settings, check_manifest_file, check_source_folder, load_settings
 from s3_landing.discovery import MULTIPART_THRESHOLD, Deferred, Inventory, Job, Problem, plan_jobs, take_inventory
@@ -31,7 +31,7 @@ from s3_landing.manifest import ManifestWriter, utc_now
 from s3_landing.report import Console, Event, Reporter
 from s3_landing.transfer.destination import Destination
 from s3_landing.transfer.files import Outcome, Status
-from s3_landing.transfer.start import preflight
+from s3_landing.transfer.start import direct_start
 from s3_landing.transfer.uploads import Transfer
 
 T = TypeVar("T")
@@ -80,33 +80,44 @@ def report_without_uploading(settings: Settings, reporter: Reporter, inventory: 
             reporter.outcome(Outcome(item.source.path, Status.PLANNED, item.key, item.source.size))
 
 
-def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: Callable[[], T]) -> T:
-    """The first requests (preflight, or the check's survey) in a daemon thread, so that a signal during a hung
-    first request still ends the run at once; any of botocore's or the engine's errors there is fatal."""
-    if stop.is_set():
-        raise Interrupted()
-    results: list[T] = []
-    errors: list[BaseException] = []
+class Contact(Generic[T]):
+    """The first requests (the start, or the check's survey) in a daemon thread, so that a signal during a hung
+    first request still ends the run at once. The direct start is begun before the folder is walked, to overlap
+    the two."""
 
-    def attempt() -> None:
+    def __init__(self, contact: Callable[[], T]) -> None:
+        self.results: list[T] = []
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self.attempt, args=(contact,), name="contact", daemon=True)
+        self.thread.start()
+
+    def attempt(self, contact: Callable[[], T]) -> None:
         try:
-            results.append(contact())
+            self.results.append(contact())
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
-            errors.append(error)
+            self.errors.append(error)
 
-    thread = threading.Thread(target=attempt, name="preflight", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.05)  # returns as soon as the thread ends; polling the stop event made every run wait ~50 ms
+    def result(self, settings: Settings, stop: threading.Event) -> T:
+        """What the requests gave; any of botocore's or the engine's errors there is fatal."""
         if stop.is_set():
             raise Interrupted()
-    if not errors:
-        return results[0]
-    from botocore.exceptions import BotoCoreError, ClientError
+        while self.thread.is_alive():
+            self.thread.join(0.05)  # returns as soon as the thread ends: polling the stop event made runs wait 50 ms
+            if stop.is_set():
+                raise Interrupted()
+        if not self.errors:
+            return self.results[0]
+        from botocore.exceptions import BotoCoreError, ClientError
 
-    if isinstance(errors[0], (BotoCoreError, ClientError, EngineError)):
-        raise FatalError(explain(errors[0], settings)) from None
-    raise errors[0]
+        if isinstance(self.errors[0], (BotoCoreError, ClientError, EngineError)):
+            raise FatalError(explain(self.errors[0], settings)) from None
+        raise self.errors[0]
+
+
+def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: Callable[[], T]) -> T:
+    if stop.is_set():
+        raise Interrupted()
+    return Contact(contact).result(settings, stop)
 
 
 def not_confirmed(job: Job) -> Outcome:
@@ -115,10 +126,15 @@ def not_confirmed(job: Job) -> Outcome:
 
 
 def upload_all(
-    settings: Settings, reporter: Reporter, inventory: Inventory, stop: threading.Event, run_id: str
+    settings: Settings,
+    reporter: Reporter,
+    inventory: Inventory,
+    stop: threading.Event,
+    run_id: str,
+    direct: Contact[Destination | None],
 ) -> Destination | None:
     try:
-        destination = contact_unless_stopped(settings, stop, lambda: preflight(settings))
+        destination = direct.result(settings, stop) or botocore_start(settings, stop)
     except Interrupted:
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
@@ -200,10 +216,13 @@ def send_first(
 def restart_with_botocore(settings: Settings, stop: threading.Event, transfer: Transfer) -> Transfer:
     """botocore's start (HeadBucket, the write probe): FatalError when the bucket cannot be written at all, as when it
     starts the run; else a Transfer to the region it found."""
+    return Transfer(botocore_start(settings, stop), settings, stop, transfer.on_bytes, transfer.run_id)
+
+
+def botocore_start(settings: Settings, stop: threading.Event) -> Destination:
     from s3_landing.transfer.botocore_calls import preflight_by_botocore
 
-    destination = contact_unless_stopped(settings, stop, lambda: preflight_by_botocore(settings))
-    return Transfer(destination, settings, stop, transfer.on_bytes, transfer.run_id)
+    return contact_unless_stopped(settings, stop, lambda: preflight_by_botocore(settings))
 
 
 def new_run_id(settings: Settings) -> str:
@@ -229,6 +248,7 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event, run_id: s
     check_source_folder(settings.source.folder)
     if settings.run.mode is not RunMode.DRY_RUN:
         check_manifest_file(settings.output.manifest_file)
+    direct = Contact(lambda: direct_start(settings)) if settings.run.mode is RunMode.UPLOAD else None
     inventory = take_inventory(settings.source.folder, settings.source.shard, settings.source.follow_links_outside)
     if not inventory.files_in_folder and settings.source.fail_if_empty:
         raise ConfigError(f"no CSV file in {settings.source.folder} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")
@@ -238,10 +258,10 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event, run_id: s
     if settings.run.mode is RunMode.CHECK:
         return check(settings, reporter, inventory, stop)
     destination = None
-    if settings.run.mode is RunMode.DRY_RUN or not (inventory.files or settings.output.manifest_to_bucket):
+    if direct is None or not (inventory.files or settings.output.manifest_to_bucket):
         report_without_uploading(settings, reporter, inventory)
     else:
-        destination = upload_all(settings, reporter, inventory, stop, run_id)
+        destination = upload_all(settings, reporter, inventory, stop, run_id, direct)
     if stop.is_set():
         reporter.emit(Event("interrupted", "Execução interrompida: nenhum arquivo novo foi iniciado depois do sinal"))
     manifest = reporter.manifest

@@ -4,6 +4,7 @@ botocore's own endpoint answers, and, against SeaweedFS, a run that never import
 from __future__ import annotations
 
 import dataclasses
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -228,3 +229,27 @@ def test_with_nothing_to_send_the_right_to_write_is_proven_before_the_manifest(
     lines = again.err.splitlines()
     assert len(lines) == 1 and "access denied" in lines[0], lines
     assert "Arquivo sem alterações, ignorado" in again.out
+
+
+def test_an_empty_folder_does_not_wait_for_the_direct_start(tmp_path: Path) -> None:
+    """The direct start's listing is begun while the folder is walked. With nothing to send, the run ends without
+    it: here the server accepts the connection and never answers, which obstore would wait on for 30 s and more."""
+    source = tmp_path / "data"
+    source.mkdir()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        env = {**ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint, "BUCKET_NAME": "lake", "PATH": "/usr/bin:/bin"}
+        assert direct_access(settings_for(tmp_path), env) is not None
+        completed = subprocess.run(
+            [sys.executable, str(SCRIPT), "--source", str(source)],
+            env={**env, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"},
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Nenhum arquivo CSV para enviar" in completed.stdout
+    assert completed.stderr == ""

@@ -56,18 +56,16 @@ AWS_PARTITION_REGION = re.compile(r"(af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d+")
 VIRTUAL_HOSTABLE_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
-def preflight(settings: Settings) -> Destination:
-    """The Destination of an upload: directly when the environment allows it and the listings succeed, else
-    botocore's (its errors, raised here, mean the bucket cannot be used)."""
+def direct_start(settings: Settings) -> Destination | None:
+    """The Destination of an upload, opened directly when the environment allows it and the listings succeed. None
+    leaves the start to botocore, which makes the same requests again and says what is wrong, if anything is."""
     direct = direct_access(settings, os.environ)
-    if direct is not None:
-        try:
-            return direct_destination(settings, *direct)
-        except EngineError:
-            pass  # botocore's start makes the same requests again, and says what is wrong
-    from s3_landing.transfer.botocore_calls import preflight_by_botocore
-
-    return preflight_by_botocore(settings)
+    if direct is None:
+        return None
+    try:
+        return direct_destination(settings, *direct)
+    except EngineError:
+        return None
 
 
 def direct_access(settings: Settings, environ: Mapping[str, str]) -> tuple[Endpoint, Access] | None:
