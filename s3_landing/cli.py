@@ -82,8 +82,7 @@ def report_without_uploading(settings: Settings, reporter: Reporter, inventory: 
 
 class Contact(Generic[T]):
     """The first requests (the start, or the check's survey) in a daemon thread, so that a signal during a hung
-    first request still ends the run at once. The direct start is begun before the folder is walked, to overlap
-    the two."""
+    first request still ends the run at once."""
 
     def __init__(self, contact: Callable[[], T]) -> None:
         self.results: list[T] = []
@@ -120,6 +119,20 @@ def contact_unless_stopped(settings: Settings, stop: threading.Event, contact: C
     return Contact(contact).result(settings, stop)
 
 
+class DirectStart:
+    """The direct start (start.direct_start), begun once: when the walk finds the first file to send, so that the
+    listing and the rest of the walk overlap, or when the run needs the bucket for its manifest alone."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.contact: Contact[Destination | None] | None = None
+
+    def begun(self) -> Contact[Destination | None]:
+        if self.contact is None:
+            self.contact = Contact(lambda: direct_start(self.settings))
+        return self.contact
+
+
 def not_confirmed(job: Job) -> Outcome:
     reason = "interrupted while it was being sent; the server did not confirm it"
     return Outcome(job.source.path, Status.FAILED, job.key, job.source.size, reason)
@@ -131,10 +144,10 @@ def upload_all(
     inventory: Inventory,
     stop: threading.Event,
     run_id: str,
-    direct: Contact[Destination | None],
+    direct: DirectStart,
 ) -> Destination | None:
     try:
-        destination = direct.result(settings, stop) or botocore_start(settings, stop)
+        destination = direct.begun().result(settings, stop) or botocore_start(settings, stop)
     except Interrupted:
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
@@ -248,8 +261,10 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event, run_id: s
     check_source_folder(settings.source.folder)
     if settings.run.mode is not RunMode.DRY_RUN:
         check_manifest_file(settings.output.manifest_file)
-    direct = Contact(lambda: direct_start(settings)) if settings.run.mode is RunMode.UPLOAD else None
-    inventory = take_inventory(settings.source.folder, settings.source.shard, settings.source.follow_links_outside)
+    direct = DirectStart(settings)
+    first_found = direct.begun if settings.run.mode is RunMode.UPLOAD else lambda: None
+    source = settings.source
+    inventory = take_inventory(source.folder, source.shard, source.follow_links_outside, first_found)
     if not inventory.files_in_folder and settings.source.fail_if_empty:
         raise ConfigError(f"no CSV file in {settings.source.folder} (FAIL_IF_EMPTY is set): {EMPTY_FOLDER_FIX}")
     reporter.tally.expected_files, reporter.tally.expected_bytes = inventory.files, inventory.bytes
@@ -258,7 +273,7 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event, run_id: s
     if settings.run.mode is RunMode.CHECK:
         return check(settings, reporter, inventory, stop)
     destination = None
-    if direct is None or not (inventory.files or settings.output.manifest_to_bucket):
+    if settings.run.mode is RunMode.DRY_RUN or not (inventory.files or settings.output.manifest_to_bucket):
         report_without_uploading(settings, reporter, inventory)
     else:
         destination = upload_all(settings, reporter, inventory, stop, run_id, direct)

@@ -7,7 +7,7 @@ import functools
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,7 +155,10 @@ class Inventory:
     files_in_folder: int
 
 
-def take_inventory(root: Path, shard: Shard, follow_links_outside: bool = False) -> Inventory:
+def take_inventory(
+    root: Path, shard: Shard, follow_links_outside: bool = False, first_found: Callable[[], object] = lambda: None
+) -> Inventory:
+    """The Inventory; first_found is called when the walk finds this shard's first file."""
     names: dict[str, int] = {}
     identities: dict[str, tuple[int, int]] = {}
     files = size = in_folder = 0
@@ -166,6 +169,8 @@ def take_inventory(root: Path, shard: Shard, follow_links_outside: bool = False)
             identities.setdefault(item.name, (item.device, item.inode))
             files += 1
             size += item.size
+            if files == 1:
+                first_found()
     return Inventory(names, identities, files, size, in_folder)
 
 

@@ -7,8 +7,9 @@ import dataclasses
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 import pytest
@@ -16,8 +17,12 @@ from seaweed import SeaweedServer
 from test_cli import DATE, SCRIPT, keys_in, run_uploader, uploader_env
 from unit_support import settings_for
 
-from s3_landing.config import RunMode
+from s3_landing import cli
+from s3_landing.config import RunMode, Settings
+from s3_landing.discovery import Inventory, take_inventory
+from s3_landing.errors import FatalError
 from s3_landing.transfer.botocore_calls import botocore_endpoint, make_s3_client, new_session
+from s3_landing.transfer.destination import Destination
 from s3_landing.transfer.start import direct_access, direct_endpoint
 
 if TYPE_CHECKING:
@@ -231,25 +236,54 @@ def test_with_nothing_to_send_the_right_to_write_is_proven_before_the_manifest(
     assert "Arquivo sem alterações, ignorado" in again.out
 
 
-def test_an_empty_folder_does_not_wait_for_the_direct_start(tmp_path: Path) -> None:
-    """The direct start's listing is begun while the folder is walked. With nothing to send, the run ends without
-    it: here the server accepts the connection and never answers, which obstore would wait on for 30 s and more."""
+def test_an_empty_folder_contacts_nothing(tmp_path: Path) -> None:
+    """The direct start's listing begins when the walk finds a file to send: never, here. The server accepts
+    connections and never answers, which the run would wait on for 30 s and more."""
     source = tmp_path / "data"
     source.mkdir()
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        env = {**ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint, "BUCKET_NAME": "lake", "PATH": "/usr/bin:/bin"}
+        env = {**ENVIRONMENT, "AWS_ENDPOINT_URL": endpoint, "BUCKET_NAME": "lake", "AWS_SHARED_CREDENTIALS_FILE": "/x"}
         assert direct_access(settings_for(tmp_path), env) is not None
         completed = subprocess.run(
             [sys.executable, str(SCRIPT), "--source", str(source)],
-            env={**env, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"},
+            env={**env, "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
             timeout=20,
             check=False,
         )
+        silent.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            silent.accept()  # a connection the run made would wait here, even after the run closed it
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "Nenhum arquivo CSV para enviar" in completed.stdout
     assert completed.stderr == ""
+
+
+def test_the_direct_start_begins_while_the_folder_is_walked(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """By the time the walk ends, the direct start has begun (here it gives None, and botocore's start, faked,
+    ends the run)."""
+    source = source_of(clean_env, "movies.csv")
+    begun = threading.Event()
+    waited: list[bool] = []
+    walk = take_inventory
+
+    def direct_start(settings: Settings) -> None:
+        begun.set()
+
+    def walking(*args: Any) -> Inventory:
+        inventory = walk(*args)
+        waited.append(begun.wait(5))  # begun during the walk: set already, or about to be in its thread
+        return inventory
+
+    def botocore_start(settings: Settings, stop: threading.Event) -> Destination:
+        raise FatalError("botocore's start, faked")
+
+    monkeypatch.setattr(cli, "direct_start", direct_start)
+    monkeypatch.setattr(cli, "take_inventory", walking)
+    monkeypatch.setattr(cli, "botocore_start", botocore_start)
+    assert cli.main(["--source", str(source), "--bucket", "lake"]) == 2
+    assert waited == [True]

@@ -1,5 +1,6 @@
 """The run's start: the Destination, made without botocore when the environment alone says everything botocore would
-make of it (importing botocore and building its client cost 0.25 s of every run), and by botocore otherwise.
+make of it (importing botocore and building its client cost 0.25 s of every run); otherwise botocore's start
+(cli.py) makes it.
 
 The direct start lists today's folders with obstore and makes no write probe: the run's first write is the proof
 (cli.py). Whatever fails there (credentials, region, endpoint) is left to botocore's start, which explains it, or
