@@ -262,7 +262,7 @@ def run(settings: Settings, reporter: Reporter, stop: threading.Event, run_id: s
     if settings.run.mode is not RunMode.DRY_RUN:
         check_manifest_file(settings.output.manifest_file)
     direct = DirectStart(settings)
-    first_found = direct.begun if settings.run.mode is RunMode.UPLOAD else lambda: None
+    first_found = direct.begun if settings.run.mode is RunMode.UPLOAD else None
     source = settings.source
     inventory = take_inventory(source.folder, source.shard, source.follow_links_outside, first_found)
     if not inventory.files_in_folder and settings.source.fail_if_empty:

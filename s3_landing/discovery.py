@@ -156,7 +156,7 @@ class Inventory:
 
 
 def take_inventory(
-    root: Path, shard: Shard, follow_links_outside: bool = False, first_found: Callable[[], object] = lambda: None
+    root: Path, shard: Shard, follow_links_outside: bool = False, first_found: Callable[[], object] | None = None
 ) -> Inventory:
     """The Inventory; first_found is called when the walk finds this shard's first file."""
     names: dict[str, int] = {}
@@ -169,7 +169,7 @@ def take_inventory(
             identities.setdefault(item.name, (item.device, item.inode))
             files += 1
             size += item.size
-            if files == 1:
+            if files == 1 and first_found is not None:
                 first_found()
     return Inventory(names, identities, files, size, in_folder)
 
