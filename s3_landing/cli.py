@@ -32,6 +32,7 @@ from s3_landing.report import Console, Event, Reporter
 from s3_landing.transfer.destination import Destination
 from s3_landing.transfer.files import Outcome, Status
 from s3_landing.transfer.start import direct_start
+from s3_landing.transfer.unchanged import Read, SkipChecks, may_be_skipped
 from s3_landing.transfer.uploads import Transfer
 
 T = TypeVar("T")
@@ -151,38 +152,30 @@ def upload_all(
     except Interrupted:
         report_without_uploading(settings, reporter, inventory, NOT_STARTED)
         return None
-    transfer = Transfer(destination, settings, stop, reporter.tally.add_bytes, run_id)
-    unproven = not destination.write_proven
     concurrency = settings.run.concurrency
     flight: Flight[Job, Outcome] = Flight(concurrency, 2 * concurrency, stop, reporter.outcome)
+    sender = Sender(settings, reporter, stop, Transfer(destination, settings, stop, reporter.tally.add_bytes, run_id))
+    checks = SkipChecks(settings.output.records_content, destination.remote.values())
     try:
-        with flight, reporter.ticker():
+        with flight, reporter.ticker(), checks:
             for item in plan_jobs(settings, inventory, destination.remote):
                 if isinstance(item, Problem):
                     reporter.problem(item)
-                    continue
-                if isinstance(item, Deferred):
+                elif isinstance(item, Deferred):
                     reporter.deferred(item)
-                    continue
-                flight.make_room()  # 100,000 files: not all queued
-                if stop.is_set():
-                    reporter.outcome(Outcome(item.source.path, Status.FAILED, item.key, item.source.size, NOT_STARTED))
-                    continue
-                skipped = transfer.skip_if_unchanged(item)
-                if skipped is not None:
-                    reporter.outcome(skipped)
-                    continue
-                if unproven:
-                    transfer, reported = send_first(settings, reporter, stop, transfer, item)
-                    unproven = False
-                    if reported:
-                        continue
-                flight.submit(item, functools.partial(transfer.upload, item, reporter.announce))
-            if unproven and settings.output.manifest_to_bucket:  # the manifest would be the run's first write
+                elif may_be_skipped(item) and not stop.is_set():
+                    for job, read in checks.add(item):  # 100,000 files: not all queued (a few batches pending)
+                        sender.send(flight, job, read)
+                else:
+                    sender.send(flight, item)
+            for job, read in checks.rest():
+                sender.send(flight, job, read)
+            if sender.unproven and settings.output.manifest_to_bucket:  # the manifest would be the run's first write
                 with contextlib.suppress(Interrupted):
-                    transfer = restart_with_botocore(settings, stop, transfer)
+                    sender.transfer = restart_with_botocore(settings, stop, sender.transfer)
             flight.finish(lambda job: reporter.outcome(not_confirmed(job)))
     finally:
+        transfer = sender.transfer
         begun = {**transfer.large_started, **transfer.destination.probes_begun}
         if stop.is_set() and begun:
             from s3_landing.transfer.botocore_calls import abort_uploads_of_run
@@ -190,6 +183,34 @@ def upload_all(
             reporter.left_open(abort_uploads_of_run(transfer.destination, settings, begun))
     reporter.sent_unverified(transfer.unverifiable)
     return transfer.destination
+
+
+class Sender:
+    """Each job to the pool, unless its skip check's read proves it unchanged; a run that made no write probe sends
+    its first file alone (send_first)."""
+
+    def __init__(self, settings: Settings, reporter: Reporter, stop: threading.Event, transfer: Transfer) -> None:
+        self.settings = settings
+        self.reporter = reporter
+        self.stop = stop
+        self.transfer = transfer
+        self.unproven = not transfer.destination.write_proven
+
+    def send(self, flight: Flight[Job, Outcome], job: Job, read: Read | None = None) -> None:
+        skipped = self.transfer.skip_if_unchanged(job, read)
+        if skipped is not None:
+            self.reporter.outcome(skipped)
+            return
+        flight.make_room()  # 100,000 files: not all queued
+        if self.stop.is_set():
+            self.reporter.outcome(Outcome(job.source.path, Status.FAILED, job.key, job.source.size, NOT_STARTED))
+            return
+        if self.unproven:
+            self.transfer, reported = send_first(self.settings, self.reporter, self.stop, self.transfer, job)
+            self.unproven = False
+            if reported:
+                return
+        flight.submit(job, functools.partial(self.transfer.upload, job, self.reporter.announce))
 
 
 def send_first(

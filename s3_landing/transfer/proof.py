@@ -133,11 +133,6 @@ def digests_of_bytes(data: bytes) -> Digests:
     return Digests(len(data), hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
 
 
-def md5_of_bytes(data: bytes) -> Digests:
-    """All that a listed MD5 ETag is compared with: a file skipped needs no SHA-256 (a third of the hashing)."""
-    return Digests(len(data), hashlib.md5(data).hexdigest())
-
-
 def digests_of_file(source: SourceFile, wanted: Wanted, stats: ContentStats | None = None) -> Digests:
     """One streamed read of a file (1 MiB blocks: memory stays flat) for the digests wanted."""
     hasher = PartHasher(source.size, wanted, stats)

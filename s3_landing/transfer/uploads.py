@@ -48,9 +48,9 @@ from s3_landing.transfer.proof import (
     compare_stored,
     digests_of_bytes,
     digests_of_file,
-    md5_of_bytes,
     write_proof,
 )
+from s3_landing.transfer.unchanged import Read
 
 if TYPE_CHECKING:
     from obstore.store import S3Store
@@ -171,25 +171,18 @@ class Transfer:
         except Exception as error:  # noqa: BLE001 - one bad file must never stop the others
             return Outcome(job.source.path, Status.FAILED, job.key, job.source.size, error=error)
 
-    def skip_if_unchanged(self, job: Job) -> Outcome | None:
-        """The skip check of a small file whose listed ETag proves it, in the calling thread: on a re-run most files
-        end here, without the hand-off to a worker thread and back, which costs more than reading and hashing them.
-        None when the file must go to a worker (changed, unproven, or unreadable: the worker says why)."""
-        if not job.may_be_unchanged or job.source.size >= MULTIPART_THRESHOLD:
+    def skip_if_unchanged(self, job: Job, read: Read | None) -> Outcome | None:
+        """The skip of a small file whose listed ETag proves it, from its skip check's read (unchanged.SkipChecks):
+        on a re-run most files end here, without a worker thread. None when the file must go to a worker (changed,
+        unproven, or unreadable: the worker says why)."""
+        if read is None:
             return None
-        stats = ContentStats() if self.settings.output.records_content else None
-        try:
-            data = read_whole(job.source)
-            if compare_listed(job.remote, md5_of_bytes(data)) is None:
-                return None
-            ensure_unchanged(job.source)
-        except (OSError, FileChanged):
+        listed = compare_listed(job.remote, Digests(job.source.size, read.md5))
+        if listed is None or listed.status != "same":
             return None
-        feed(stats, data)
         self.on_bytes(job.source.size)
         receipt = Receipt(job.remote.etag if job.remote else "", proof="etag")
-        summary = stats.summary() if stats else None
-        return Outcome(job.source.path, Status.SKIPPED, job.key, job.source.size, stats=summary, receipt=receipt)
+        return Outcome(job.source.path, Status.SKIPPED, job.key, job.source.size, stats=read.stats, receipt=receipt)
 
     def upload_small_file(
         self, job: Job, announce: Callable[[Job], None], stats: ContentStats | None, source_path: str | None
