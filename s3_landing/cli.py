@@ -32,7 +32,7 @@ from s3_landing.report import Console, Event, Reporter
 from s3_landing.transfer.destination import Destination
 from s3_landing.transfer.files import Outcome, Status
 from s3_landing.transfer.start import direct_start
-from s3_landing.transfer.unchanged import Read, SkipChecks, may_be_skipped
+from s3_landing.transfer.unchanged import Read, SkipChecks, may_be_skipped, worth_a_helper
 from s3_landing.transfer.uploads import Transfer
 
 T = TypeVar("T")
@@ -155,9 +155,9 @@ def upload_all(
     concurrency = settings.run.concurrency
     flight: Flight[Job, Outcome] = Flight(concurrency, 2 * concurrency, stop, reporter.outcome)
     sender = Sender(settings, reporter, stop, Transfer(destination, settings, stop, reporter.tally.add_bytes, run_id))
-    checks = SkipChecks(settings.output.records_content, destination.remote.values())
+    helper = worth_a_helper(destination.remote.values(), inventory.files, inventory.bytes)
     try:
-        with flight, reporter.ticker(), checks:
+        with flight, reporter.ticker(), SkipChecks(settings.output.records_content, stop, helper) as checks:
             for item in plan_jobs(settings, inventory, destination.remote):
                 if isinstance(item, Problem):
                     reporter.problem(item)

@@ -1,6 +1,7 @@
-"""The skip checks of re-runs in a helper process: the same reads as in the calling thread and in the same order, a
-Ctrl-C to the process group that leaves the helper alone, and the calling thread taking over when there is no
-helper, or it dies; and a real re-run, through upload_s3.py as users start it, checked by the helper."""
+"""The skip checks of re-runs in a helper process: the same reads as in the calling thread and in the same order; a
+Ctrl-C or SIGTERM to the process group that leaves the helper alone; a stop that waits for nothing; the calling
+thread taking over when there is no helper, or it dies; a helper that ends with the run however the run ends; and a
+real re-run, through upload_s3.py as users start it, checked by the helper."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,15 +30,13 @@ from s3_landing.transfer.unchanged import Read, SkipChecks
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+FILES = 2 * unchanged.BATCH_FILES + 10  # three batches, the last one closed by rest()
+
 
 def listing(files: int, total_bytes: int) -> list[RemoteObject]:
     """files small objects listed, total_bytes in all."""
     each = total_bytes // files
     return [RemoteObject(each, "etag")] * (files - 1) + [RemoteObject(total_bytes - each * (files - 1), "etag")]
-
-
-WORTH_A_HELPER = listing(unchanged.HELPER_FROM_FILES, unchanged.HELPER_FROM_BYTES)
-FILES = 2 * unchanged.BATCH_FILES + 10  # three batches, the last one closed by rest()
 
 
 def small_files(folder: Path, count: int) -> list[SourceFile]:
@@ -65,16 +66,30 @@ def all_checked(checks: SkipChecks, jobs: list[Job]) -> Iterator[tuple[Job, Read
     yield from checks.rest()
 
 
+def with_a_helper(with_stats: bool = False, stop: threading.Event | None = None) -> SkipChecks:
+    checks = SkipChecks(with_stats, stop or threading.Event(), worth_a_helper=True)
+    assert checks.helper is not None
+    return checks
+
+
+def is_gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 @pytest.mark.parametrize("with_stats", [False, True])
 def test_the_helper_reads_each_file_as_the_calling_thread_would_and_gives_them_back_in_order(
     tmp_path: Path, with_stats: bool
 ) -> None:
     sources = small_files(tmp_path / "data", FILES)
     changed, gone = sources[3], sources[unchanged.BATCH_FILES + 5]
-    Path(changed.real_path).write_bytes(b"id|title\n3|Alien 99\n")  # the same size, another mtime
+    Path(changed.real_path).write_bytes(b"id|title\n3|Alien 99\n")  # the same size
+    os.utime(changed.real_path, ns=(changed.mtime_ns, changed.mtime_ns + 10**9))  # another mtime, whatever the clock
     Path(gone.real_path).unlink()
     jobs = jobs_of(sources)
-    with SkipChecks(with_stats, WORTH_A_HELPER) as checks:
+    with with_a_helper(with_stats) as checks:
         assert checks.helper is not None
         assert checks.helper.submit(os.getpid).result() != os.getpid()
         checked = list(all_checked(checks, jobs))
@@ -83,54 +98,116 @@ def test_the_helper_reads_each_file_as_the_calling_thread_would_and_gives_them_b
     assert [read for _, read in checked] == expected
 
 
-def test_a_ctrl_c_to_the_process_group_leaves_the_helper_at_work(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_process_group_leaves_the_helper_at_work(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], signal_number: signal.Signals
 ) -> None:
-    """A terminal sends SIGINT to every process of the group: the helper must not die of it (nor print a traceback)
-    before the run's own signal handling ends the run."""
+    """A terminal's Ctrl-C (SIGINT), or a service manager's stop (SIGTERM), reaches every process of the group: the
+    helper must not die of it (nor print a traceback) before the run's own signal handling ends the run."""
     jobs = jobs_of(small_files(tmp_path / "data", 3))
-    with SkipChecks(False, WORTH_A_HELPER) as checks:
+    with with_a_helper() as checks:
         assert checks.helper is not None
         helper_pid = checks.helper.submit(os.getpid).result()
-        os.kill(helper_pid, signal.SIGINT)
+        os.kill(helper_pid, signal_number)
         assert checks.helper.submit(os.getpid).result() == helper_pid
         assert [read for _, read in all_checked(checks, jobs)] == [read_by_hand(job.source, False) for job in jobs]
     assert "Traceback" not in capfd.readouterr().err
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()  # the main thread's mask is as it was
 
 
-def test_when_the_helper_dies_the_calling_thread_checks_the_rest(tmp_path: Path) -> None:
+def test_a_stopped_run_waits_neither_for_the_helper_nor_reads_the_files_left(tmp_path: Path) -> None:
     jobs = jobs_of(small_files(tmp_path / "data", FILES))
-    with SkipChecks(False, WORTH_A_HELPER) as checks:
+    stop = threading.Event()
+    began = time.monotonic()
+    with with_a_helper(stop=stop) as checks:
         assert checks.helper is not None
+        checks.helper.submit(time.sleep, 5)  # a helper busy for long: on a slow disk, say
+        checked = [pair for job in jobs for pair in checks.add(job)]
+        stop.set()
+        checked += checks.rest()
+    assert time.monotonic() - began < 4
+    assert [job for job, _ in checked] == jobs
+    assert [read for _, read in checked] == [None] * len(jobs)  # not read: each is reported as not started
+
+
+def test_when_the_helper_dies_the_calling_thread_checks_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper killed with batches waiting for it (small ones: on Python 3.9, a worker that dies while a batch is
+    still being written to it leaves the pool's own thread hanging, which the run leaves behind by os._exit but a
+    test process would wait for at its exit, CPython gh-94777)."""
+    monkeypatch.setattr(unchanged, "BATCH_FILES", 4)
+    jobs = jobs_of(small_files(tmp_path / "data", 30))
+    with with_a_helper() as checks:
+        assert checks.helper is not None
+        helper_pid = checks.helper.submit(os.getpid).result()
+        checks.helper.submit(time.sleep, 5)  # busy: the batches wait
         checked = [pair for job in jobs[:10] for pair in checks.add(job)]
-        os.kill(checks.helper.submit(os.getpid).result(), signal.SIGKILL)
-        checked += list(all_checked(checks, jobs[10:]))
+        os.kill(helper_pid, signal.SIGKILL)
+        checked += all_checked(checks, jobs[10:])
+        assert checks.helper_failed
     assert [job for job, _ in checked] == jobs
     assert [read for _, read in checked] == [read_by_hand(job.source, False) for job in jobs]
 
 
-def test_a_small_listing_or_a_system_without_processes_leaves_the_checks_to_the_calling_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+LEFT_BEHIND = """
+import os, threading
+from s3_landing.transfer.unchanged import SkipChecks
+checks = SkipChecks(False, threading.Event(), worth_a_helper=True)
+print(checks.helper.submit(os.getpid).result(), flush=True)
+os._exit(0)  # as a second Ctrl-C leaves: no shut-down of the helper
+"""
+
+
+def test_the_helper_ends_when_the_run_leaves_without_shutting_it_down() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", LEFT_BEHIND],
+        env={**os.environ, "PYTHONPATH": str(SCRIPT.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    helper_pid = int(completed.stdout)
+    deadline = time.monotonic() + 10
+    while not is_gone(helper_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert is_gone(helper_pid)
+    assert "Traceback" not in completed.stderr
+
+
+def test_only_a_run_with_enough_to_check_on_both_sides_starts_a_helper() -> None:
+    files, size = unchanged.HELPER_FROM_FILES, unchanged.HELPER_FROM_BYTES
+    assert unchanged.worth_a_helper(listing(files, size), files, size)
+    assert unchanged.worth_a_helper([*listing(files, size), RemoteObject(MULTIPART_THRESHOLD, "")], files * 2, size)
+    assert not unchanged.worth_a_helper([*listing(files - 1, size), RemoteObject(MULTIPART_THRESHOLD, "")], files, size)
+    assert not unchanged.worth_a_helper(listing(files, size - 1), files, size)
+    assert not unchanged.worth_a_helper(listing(files, size), files - 1, size)  # a shard, or a few new files
+    assert not unchanged.worth_a_helper(listing(files, size), files, size - 1)
+
+
+def test_without_a_helper_the_calling_thread_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     jobs = jobs_of(small_files(tmp_path / "data", 3))
-    one_file_short = [
-        *listing(unchanged.HELPER_FROM_FILES - 1, unchanged.HELPER_FROM_BYTES),
-        RemoteObject(MULTIPART_THRESHOLD, ""),
-    ]
-    one_byte_short = listing(unchanged.HELPER_FROM_FILES, unchanged.HELPER_FROM_BYTES - 1)
-    for short in (one_file_short, one_byte_short):
-        with SkipChecks(False, short) as checks:
-            assert checks.helper is None
-            assert [read for _, read in all_checked(checks, jobs)] == [read_by_hand(job.source, False) for job in jobs]
+    with SkipChecks(False, threading.Event(), worth_a_helper=False) as checks:
+        assert checks.helper is None
+        assert [read for _, read in all_checked(checks, jobs)] == [read_by_hand(job.source, False) for job in jobs]
 
     def no_processes(method: str) -> None:
         raise OSError(38, "Function not implemented")
 
     monkeypatch.setattr(multiprocessing, "get_context", no_processes)
-    with SkipChecks(False, WORTH_A_HELPER) as checks:
+    with SkipChecks(False, threading.Event(), worth_a_helper=True) as checks:
         assert checks.helper is None
         assert [read for _, read in all_checked(checks, jobs)] == [read_by_hand(job.source, False) for job in jobs]
+
+
+def test_upload_s3_py_imported_by_the_helper_loads_nothing_of_the_program() -> None:
+    """spawn imports the main script again in the helper, as __mp_main__: it must not load the whole program."""
+    probe = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__mp_main__'); print(sorted(sys.modules))"
+    completed = subprocess.run(
+        [sys.executable, "-c", probe, str(SCRIPT)], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "s3_landing" not in completed.stdout
 
 
 # upload_s3.py run as users run it (so the helper's start imports it again, as __mp_main__), with the helper's
@@ -192,3 +269,54 @@ def test_a_re_run_checked_by_the_helper_skips_what_landed_and_sends_what_changed
     }
     key = f"Raw/Local/CSV/Series/2022/05/02/{changed.name}"
     assert admin_s3.get_object(Bucket=bucket, Key=key)["Body"].read() == changed.read_bytes()
+
+
+SLOW_OUTCOMES = """
+import time
+from s3_landing import report
+outcome = report.Reporter.outcome
+report.Reporter.outcome = lambda reporter, what: (time.sleep(0.005), outcome(reporter, what))[1]
+"""
+
+
+def live_processes_of_group(group: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_during_a_re_run_checked_by_the_helper_ends_every_process_of_the_run(
+    s3_server: SeaweedServer, bucket: str, tmp_path: Path
+) -> None:
+    """SIGINT to the whole process group, as a terminal sends it, in the middle of a re-run (each outcome slowed by
+    5 ms): the run ends with 130 and its summary, no traceback, and neither the helper nor any other process of the
+    run is left behind."""
+    source = tmp_path / "data"
+    small_files(source, FILES)
+    env = {**uploader_env(s3_server, BUCKET_NAME=bucket, UPLOAD_DATE=DATE), "PYTHONPATH": str(SCRIPT.parent)}
+    command = [sys.executable, "-c", WITH_A_HELPER, str(SCRIPT), "--source", str(source)]
+    assert subprocess.run(command, env=env, capture_output=True, timeout=120, check=False).returncode == 0
+    slowed = [sys.executable, "-c", SLOW_OUTCOMES + WITH_A_HELPER, *command[3:]]
+    with subprocess.Popen(
+        slowed, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as run:
+        assert run.stdout is not None
+        first = run.stdout.readline()
+        assert "ignorado" in first, first
+        os.killpg(run.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=30)
+    assert run.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert "helpers started: [True]" in out
+    assert "Resumo: 0 enviados" in out
+    deadline = time.monotonic() + 10
+    while live_processes_of_group(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live_processes_of_group(run.pid) == []

@@ -6,16 +6,19 @@ come back in the order given.
 The helper repays its start (about 0.15 s before its first answer) when both sides have work to overlap: files
 enough for the main thread to plan and report, bytes enough for the helper to read and hash. 100,000 files of 9
 bytes would gain 1-3 s of 15, not worth the helper's memory (it and multiprocessing's resource tracker take about
-35 MB beside the main process's 105). A smaller listing, or a helper that cannot start or dies, leaves the checks
-to the calling thread."""
+35 MB beside the main process's 105; more under the `upload-s3` command, whose script, written by pip, imports the
+whole program where the helper imports it again). A smaller run, or a helper that cannot start or dies, leaves the
+checks to the calling thread. Once the run is stopped, nothing more is read: the jobs still waiting come back
+unchecked."""
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
 import hashlib
-import multiprocessing
+import os
 import signal
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +49,12 @@ def may_be_skipped(job: Job) -> bool:
     return job.may_be_unchanged and job.source.size < MULTIPART_THRESHOLD
 
 
-def worth_a_helper(listed: Iterable[RemoteObject]) -> bool:
+def worth_a_helper(listed: Iterable[RemoteObject], local_files: int, local_bytes: int) -> bool:
+    """The listing's small objects and this run's files (a shard's, or a few new ones beside a full folder's) both
+    reach the thresholds: the files a helper may check are at most the fewer of the two."""
     sizes = [listed_object.size for listed_object in listed if listed_object.size < MULTIPART_THRESHOLD]
-    return len(sizes) >= HELPER_FROM_FILES and sum(sizes) >= HELPER_FROM_BYTES
+    files, size = min(len(sizes), local_files), min(sum(sizes), local_bytes)
+    return files >= HELPER_FROM_FILES and size >= HELPER_FROM_BYTES
 
 
 def read_unchanged(sources: list[SourceFile], with_stats: bool) -> list[Read | None]:
@@ -69,16 +75,23 @@ def read_one(source: SourceFile, with_stats: bool) -> Read | None:
 
 
 def start_helper() -> cf.ProcessPoolExecutor | None:
-    """A process for the checks, started now, with SIGINT blocked from its first instruction on: a Ctrl-C reaches
-    the whole process group, and the helper must neither die of it mid-batch nor print a traceback; the run's own
-    signal handling ends it. None when this system cannot start one."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    """A process for the checks, started now, with SIGINT and SIGTERM blocked from its first instruction on: a
+    terminal's Ctrl-C, or a service manager's stop, reaches the whole process group, and the helper must neither die
+    of it mid-batch nor print a traceback. The run's own signal handling ends it. None when this system cannot start
+    one."""
+    import multiprocessing  # here, not at start-up: 25-30 ms of imports that most runs do not need
+    from multiprocessing import resource_tracker
+
     try:
-        return started(cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+        context = multiprocessing.get_context("spawn")
+        resource_tracker.ensure_running()  # now: starting it unblocks SIGINT and SIGTERM in the thread that does
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            return started(cf.ProcessPoolExecutor(1, mp_context=context, initializer=exit_with_the_run))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     except (OSError, ImportError, RuntimeError):  # no /dev/shm for its locks, no process or thread left: no helper
         return None
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def started(helper: cf.ProcessPoolExecutor) -> cf.ProcessPoolExecutor:
@@ -91,13 +104,33 @@ def started(helper: cf.ProcessPoolExecutor) -> cf.ProcessPoolExecutor:
     return helper
 
 
+def exit_with_the_run() -> None:
+    """In the helper: a thread that ends it when the run's process is gone without shutting it down (a second
+    Ctrl-C leaves at once, or the process was killed). The helper's worker holds both ends of the queue it waits on,
+    so it would wait forever."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=exit_when_ended, args=(parent.sentinel,), daemon=True).start()
+
+
+def exit_when_ended(sentinel: int) -> None:
+    import multiprocessing.connection
+
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
+
+
 class SkipChecks:
     """read_unchanged on the helper, BATCH_FILES jobs at a time, or in the calling thread without one; the results
     come back in the order given. A batch the helper could not take, or did not answer, is checked here."""
 
-    def __init__(self, with_stats: bool, listed: Iterable[RemoteObject]) -> None:
+    def __init__(self, with_stats: bool, stop: threading.Event, worth_a_helper: bool) -> None:
         self.with_stats = with_stats
-        self.helper = start_helper() if worth_a_helper(listed) else None
+        self.stop = stop
+        self.helper = start_helper() if worth_a_helper else None
+        self.helper_failed = False
         self.batch: list[Job] = []
         self.batch_bytes = 0
         self.pending: collections.deque[tuple[list[Job], cf.Future[list[Read | None]] | None]] = collections.deque()
@@ -106,8 +139,11 @@ class SkipChecks:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Waits for the helper to end, unless it failed or the run was stopped: then the helper ends on its own
+        (exit_with_the_run), and the run does not wait on a pool that Python 3.9 can leave hanging once a worker
+        died (CPython gh-94777)."""
         if self.helper is not None:
-            self.helper.shutdown(wait=True, cancel_futures=True)
+            self.helper.shutdown(wait=not (self.helper_failed or self.stop.is_set()), cancel_futures=True)
 
     def add(self, job: Job) -> Iterator[tuple[Job, Read | None]]:
         """Takes the job; gives back the jobs whose checks are done by now (without a helper: this one)."""
@@ -122,7 +158,7 @@ class SkipChecks:
             yield from self.oldest()
 
     def rest(self) -> Iterator[tuple[Job, Read | None]]:
-        """Every job taken and not yet given back, waiting for their checks."""
+        """Every job taken and not yet given back, waiting for their checks (unless the run is stopped)."""
         if self.helper is not None:
             self.close_batch(self.helper)
         while self.pending:
@@ -134,7 +170,7 @@ class SkipChecks:
         try:
             future = helper.submit(read_unchanged, [job.source for job in self.batch], self.with_stats)
         except RuntimeError:  # the helper died (BrokenProcessPool): oldest() checks the batch here
-            future = None
+            self.helper_failed, future = True, None
         self.pending.append((self.batch, future))
         self.batch, self.batch_bytes = [], 0
 
@@ -144,10 +180,21 @@ class SkipChecks:
 
     def oldest(self) -> Iterator[tuple[Job, Read | None]]:
         jobs, future = self.pending.popleft()
-        try:
-            reads = future.result() if future is not None else None
-        except Exception:  # noqa: BLE001 - whatever ended the helper's check, the check made here has the last word
-            reads = None
+        reads = self.answer(future)
         if reads is None:
-            reads = read_unchanged([job.source for job in jobs], self.with_stats)
+            stopped = self.stop.is_set()
+            reads = [None] * len(jobs) if stopped else read_unchanged([job.source for job in jobs], self.with_stats)
         yield from zip(jobs, reads)
+
+    def answer(self, future: cf.Future[list[Read | None]] | None) -> list[Read | None] | None:
+        """The helper's reads of a batch; None when it gave none, or the run was stopped before it did."""
+        if future is None:
+            return None
+        if self.stop.is_set() and not future.done():
+            future.cancel()
+            return None
+        try:
+            return future.result()
+        except Exception:  # noqa: BLE001 - whatever ended the helper's check, the check made here has the last word
+            self.helper_failed = True
+            return None
