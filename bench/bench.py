@@ -968,7 +968,9 @@ def warm_up_server(bench: Bench, dataset: Dataset, upload: str) -> str:
     bucket = bench.new_bucket(f"{dataset.name}-warm-up")
     log = bench.work / "logs" / f"{upload.split()[0]}-warm-up.log"
     argv = S5CMD.build(bench.ctx, dataset.root, bucket)
-    measure(argv, tool_env(bench.ctx, S5CMD, bucket), log, bench.server.process.pid, bench.args.timeout)
+    warm_up = measure(argv, tool_env(bench.ctx, S5CMD, bucket), log, bench.server.process.pid, bench.args.timeout)
+    if warm_up.exit_code != 0:
+        print(f"bench: the warm-up upload failed (see {log}): the first measured upload ran on a cold server")
     return bucket
 
 
@@ -1039,7 +1041,10 @@ PROFILE_AREAS: tuple[tuple[str, str], ...] = (
     ("discovery: walking the source folder", r"walk_csv_files|take_inventory"),
     ("discovery: planning the uploads (keys, collisions, what the bucket holds)", r"plan_jobs"),
     ("listing: the bucket's day folders (ListObjectsV2)", r"list_objects|list_remote_objects"),
-    ("comparing unchanged small files (skip_if_unchanged, main thread)", r"skip_if_unchanged"),
+    (
+        "comparing unchanged small files (SkipChecks, skip_if_unchanged; main process, without the helper's reads)",
+        r"skip_if_unchanged|SkipChecks|read_unchanged|read_one",
+    ),
     ("per-file work in the pool threads (Transfer.upload)", r"Transfer\.upload "),
     ("  small files (Transfer.upload_small_file)", r"Transfer\.upload_small_file "),
     ("  engine: obstore's writes (the GIL released while they run)", r"put_bytes|put_stream|put_document"),
