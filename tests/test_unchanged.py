@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,11 +72,25 @@ def with_a_helper(with_stats: bool = False, stop: threading.Event | None = None)
     return checks
 
 
-def is_gone(pid: int) -> bool:
+def stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (state, parent, process group...); None once the process is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def is_gone(pid: int) -> bool:
+    fields = stat_fields(pid)
+    return fields is None or fields[0] == "Z"
+
+
+def settled(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """condition(), polled until it holds or seconds have passed."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
 
 
 @pytest.mark.parametrize("with_stats", [False, True])
@@ -169,10 +183,7 @@ def test_the_helper_ends_when_the_run_leaves_without_shutting_it_down() -> None:
         check=True,
     )
     helper_pid = int(completed.stdout)
-    deadline = time.monotonic() + 10
-    while not is_gone(helper_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert is_gone(helper_pid)
+    assert settled(lambda: is_gone(helper_pid))
     assert "Traceback" not in completed.stderr
 
 
@@ -282,13 +293,9 @@ report.Reporter.outcome = lambda reporter, what: (time.sleep(0.005), outcome(rep
 def live_processes_of_group(group: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == group and fields[0] != "Z":
-                found.append(int(entry.name))
+        fields = stat_fields(entry.name) if entry.name.isdigit() else None
+        if fields is not None and fields[0] != "Z" and int(fields[2]) == group:
+            found.append(int(entry.name))
     return found
 
 
@@ -316,7 +323,4 @@ def test_ctrl_c_during_a_re_run_checked_by_the_helper_ends_every_process_of_the_
     assert "Traceback" not in out + err
     assert "helpers started: [True]" in out
     assert "Resumo: 0 enviados" in out
-    deadline = time.monotonic() + 10
-    while live_processes_of_group(run.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert live_processes_of_group(run.pid) == []
+    assert settled(lambda: live_processes_of_group(run.pid) == []), live_processes_of_group(run.pid)
