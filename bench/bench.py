@@ -605,6 +605,13 @@ def baseline_cmd(ctx: Context, src: Path, bucket: str) -> list[str]:
     return [ctx.python, ctx.baseline, "--source", str(src)]
 
 
+def floor_cmd(mode: str) -> Callable[[Context, Path, str], list[str]]:
+    def build(ctx: Context, src: Path, bucket: str) -> list[str]:
+        return [ctx.python, str(BENCH_DIR / "floor_upload.py"), str(src), mode]
+
+    return build
+
+
 LOOP = Tool("loop: boto3 upload_file", "raw", loop_cmd)
 AWS_CP = Tool("aws s3 cp --recursive", "tree", aws_cp_cmd)
 RCLONE = Tool("rclone copy", "tree", rclone_cmd())
@@ -618,6 +625,12 @@ UPLOAD_S3_WR = Tool(
     extra_env=(("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required"),),
 )
 UPLOAD_TOOLS = (LOOP, AWS_CP, RCLONE, RCLONE_16, S5CMD, UPLOAD_S3, UPLOAD_S3_WR)
+# bench/floor_upload.py: upload_s3.py's engine with nothing around it (puts), and with only what each file needs
+# (needs); in MANY and ONE, where the program's own work per file and its start-up show.
+FLOOR_TOOLS = (
+    Tool("floor: obstore puts only", "raw", floor_cmd("puts")),
+    Tool("floor: obstore + what each file needs", "raw", floor_cmd("needs")),
+)
 
 NOTHING_SENT = "Resumo: 0 enviados"  # upload_s3.py's summary line when it uploaded nothing
 
@@ -631,7 +644,7 @@ NOOP_TOOLS: tuple[tuple[Tool, Tool], ...] = (
 )
 WAN_TOOLS = (S5CMD, UPLOAD_S3)
 
-STARTUP_TOOLS = (S5CMD, UPLOAD_S3)
+STARTUP_TOOLS = (S5CMD, UPLOAD_S3, *FLOOR_TOOLS)
 WIDE_TOOLS = NOOP_TOOLS[:2]  # upload_s3.py and s5cmd sync
 ONE = "ONE file (start-up)"
 WIDE_UPLOAD = "WIDE upload (one run)"  # the buckets the WIDE no-op re-runs go into
@@ -880,9 +893,12 @@ class Bench:
         return run
 
 
-def rotated(items: Sequence[Any], by: int) -> list[Any]:
-    by %= len(items)
-    return list(items[by:]) + list(items[:by])
+def shuffled(items: Sequence[Any], round_number: int) -> list[Any]:
+    """items in an order of their own for each round, the same in every run: rotating one order kept each tool
+    right after the same other one in every round (the --baseline version after upload_s3.py)."""
+    order = list(items)
+    random.Random(f"round {round_number}").shuffle(order)
+    return order
 
 
 def unchanged_check(bench: Bench, bucket: str, tool: Tool, before: Objects) -> Callable[[Measurement], str]:
@@ -915,13 +931,14 @@ def run_rounds(bench: Bench, big: Dataset, many: Dataset) -> None:
     sources = {source.name for _noop, source in tools.noops}
     one = one_file_dataset(bench.work)
     for round_number in range(1, bench.args.rounds + 1):
-        for tool in rotated(tools.startup, round_number):
+        for tool in shuffled(tools.startup, round_number):
             bucket = bench.new_bucket(f"one-{tool.name}")
             bench.execute(ONE, tool, one, bucket, round_number)
             empty_and_delete(bench.admin, bucket)
         for dataset in (big, many):
             kept: dict[str, str] = {}  # MANY buckets kept for the no-op re-runs
-            for tool in rotated(tools.uploads, round_number):
+            uploads = tools.uploads + (FLOOR_TOOLS if dataset is many else ())
+            for tool in shuffled(uploads, round_number):
                 bucket = bench.new_bucket(f"{dataset.name}-{tool.name}")
                 run = bench.execute(dataset.name, tool, dataset, bucket, round_number)
                 if dataset is many and run.valid and tool.name in sources:
@@ -930,7 +947,7 @@ def run_rounds(bench: Bench, big: Dataset, many: Dataset) -> None:
                     empty_and_delete(bench.admin, bucket)
             if dataset is not many:
                 continue
-            for noop, source in rotated(tools.noops, round_number):
+            for noop, source in shuffled(tools.noops, round_number):
                 if source.name not in kept:
                     print(f"[r{round_number}] no-op {noop.name}: skipped, its upload failed", flush=True)
                     continue
@@ -952,7 +969,7 @@ def run_upload_then_noops(bench: Bench, dataset: Dataset, upload: str, noop_scen
         if bench.execute(upload, source, dataset, bucket, 1).valid:
             kept[source.name] = bucket
     for round_number in range(1, bench.args.rounds + 1):
-        for noop, source in rotated(pairs, round_number):
+        for noop, source in shuffled(pairs, round_number):
             if source.name in kept:
                 bucket = kept[source.name]
                 check = unchanged_check(bench, bucket, noop, list_bucket(bench.admin, bucket))
@@ -991,7 +1008,7 @@ def run_wan(bench: Bench, many: Dataset) -> None:
     with DelayProxy(bench.server.port, delay, free_port()) as proxy:
         ctx = replace(bench.ctx, endpoint=proxy.endpoint)
         for round_number in range(1, bench.args.wan_rounds + 1):
-            for tool in rotated(lineup(bench.baseline).wan, round_number):
+            for tool in shuffled(lineup(bench.baseline).wan, round_number):
                 bucket = bench.new_bucket(f"wan-{tool.name}")
                 bench.execute("MANY over WAN", tool, many, bucket, round_number, ctx=ctx)
                 empty_and_delete(bench.admin, bucket)
@@ -1427,10 +1444,15 @@ def write_report(
         "",
         f"- BIG: {len(big.files)} files, {human(big.total_bytes)} (movies.csv + series.csv); "
         f"MANY: {len(many.files)} files, {human(many.total_bytes)} in nested folders.",
-        f"- {args.rounds} rounds; in each round every tool runs once per scenario, in an order rotated per round, "
-        "each into a fresh bucket (a warm-up object is written first, so volume allocation is not timed). "
+        f"- {args.rounds} rounds; in each round every tool runs once per scenario, in an order shuffled per round "
+        "(the same orders in every run), each into a fresh bucket (a warm-up object is written first, so volume "
+        "allocation is not timed). "
         f"Over the emulated WAN: {args.wan_rounds} rounds, {args.wan_delay_ms} ms added to each direction "
         f"(+{2 * args.wan_delay_ms} ms per request-response round trip).",
+        "- The floors (bench/floor_upload.py, in MANY and ONE): upload_s3.py's engine, obstore.put from as many "
+        "threads, with nothing around it ('puts only'), and with only what each file needs ('what each file needs': "
+        "the day folders listed first, MD5 and SHA-256, x-amz-checksum-sha256 and the lineage metadata, the ETag "
+        "checked, the two console lines), to show how near s5cmd any program on this engine can come.",
         f"- WIDE: {args.wide_count} files like MANY's. Each tool uploads them once (one run, verified, in the "
         f"table as {WIDE_UPLOAD!r}, after one upload by s5cmd cp that is not measured, to warm the server up), then "
         f"re-runs into its own bucket once per round ({WIDE_NOOP!r}).",
