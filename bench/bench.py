@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -61,6 +61,8 @@ QUICK_REPORT = "quick.md"  # bench/work/: a --quick run
 HUNDRED_FILES_PER_FOLDER = 100  # HUNDRED: files per subfolder (1,000 subfolders for 100,000 files)
 HUNDRED_FILE_SIZE = 9  # HUNDRED: bytes per file, one short CSV line
 HUNDRED_COUNT = 100_000  # HUNDRED: files, the issue's figure (--hundred-count)
+FLOOR = BENCH_DIR / "floor_upload.py"
+T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------------
 # Bootstrap: run inside a venv that has the peers
@@ -605,9 +607,9 @@ def baseline_cmd(ctx: Context, src: Path, bucket: str) -> list[str]:
     return [ctx.python, ctx.baseline, "--source", str(src)]
 
 
-def floor_cmd(mode: str) -> Callable[[Context, Path, str], list[str]]:
+def floor_cmd(mode: Literal["puts", "needs"]) -> Callable[[Context, Path, str], list[str]]:
     def build(ctx: Context, src: Path, bucket: str) -> list[str]:
-        return [ctx.python, str(BENCH_DIR / "floor_upload.py"), str(src), mode]
+        return [ctx.python, str(FLOOR), str(src), mode]
 
     return build
 
@@ -626,7 +628,7 @@ UPLOAD_S3_WR = Tool(
 )
 UPLOAD_TOOLS = (LOOP, AWS_CP, RCLONE, RCLONE_16, S5CMD, UPLOAD_S3, UPLOAD_S3_WR)
 # bench/floor_upload.py: upload_s3.py's engine with nothing around it (puts), and with only what each file needs
-# (needs); in MANY and ONE, where the program's own work per file and its start-up show.
+# (needs); in MANY, ONE and WAN, where the program's own work per file, its start-up and its requests in flight show.
 FLOOR_TOOLS = (
     Tool("floor: obstore puts only", "raw", floor_cmd("puts")),
     Tool("floor: obstore + what each file needs", "raw", floor_cmd("needs")),
@@ -642,7 +644,7 @@ NOOP_TOOLS: tuple[tuple[Tool, Tool], ...] = (
     (Tool("rclone copy (again)", "tree", rclone_cmd()), RCLONE),
     (Tool("rclone copy --checksum (again)", "tree", rclone_cmd("--checksum")), RCLONE_16),
 )
-WAN_TOOLS = (S5CMD, UPLOAD_S3)
+WAN_TOOLS = (S5CMD, UPLOAD_S3, *FLOOR_TOOLS)
 
 STARTUP_TOOLS = (S5CMD, UPLOAD_S3, *FLOOR_TOOLS)
 WIDE_TOOLS = NOOP_TOOLS[:2]  # upload_s3.py and s5cmd sync
@@ -683,7 +685,7 @@ class Lineup:
 
 
 def lineup(baseline: Program | None) -> Lineup:
-    """The tools; with --baseline, that commit's upload_s3.py runs wherever the current one does, right after it."""
+    """The tools; with --baseline, that commit's upload_s3.py runs wherever the current one does."""
     if baseline is None:
         return Lineup(UPLOAD_TOOLS, NOOP_TOOLS, WAN_TOOLS, STARTUP_TOOLS, WIDE_TOOLS)
     before = Tool(baseline.label, "raw", baseline_cmd)
@@ -893,12 +895,15 @@ class Bench:
         return run
 
 
-def shuffled(items: Sequence[Any], round_number: int) -> list[Any]:
-    """items in an order of their own for each round, the same in every run: rotating one order kept each tool
-    right after the same other one in every round (the --baseline version after upload_s3.py)."""
-    order = list(items)
-    random.Random(f"round {round_number}").shuffle(order)
-    return order
+def shuffled(items: Sequence[T], round_number: int) -> list[T]:
+    """items in an order of their own for each round, the same in every run: each goes first in turn, and the
+    others follow in a seeded random order. Rotating one order kept each tool right after the same other one in
+    every round (the --baseline version after upload_s3.py); a shuffle alone gave two tools the same order in
+    rounds 1 to 5."""
+    first = round_number % len(items)
+    rest = [*items[:first], *items[first + 1 :]]
+    random.Random(f"round {round_number}").shuffle(rest)
+    return [items[first], *rest]
 
 
 def unchanged_check(bench: Bench, bucket: str, tool: Tool, before: Objects) -> Callable[[Measurement], str]:
@@ -1372,6 +1377,7 @@ def machine_facts(ctx: Context, weed: str, programs: Sequence[Program]) -> dict[
     return {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         **{program.label: program.identity for program in programs},
+        FLOOR.name: f"sha256 {hashlib.sha256(FLOOR.read_bytes()).hexdigest()[:12]}",
         "cores (nproc)": str(cores),
         "CPU": model,
         "memory": memory,
@@ -1449,7 +1455,7 @@ def write_report(
         "allocation is not timed). "
         f"Over the emulated WAN: {args.wan_rounds} rounds, {args.wan_delay_ms} ms added to each direction "
         f"(+{2 * args.wan_delay_ms} ms per request-response round trip).",
-        "- The floors (bench/floor_upload.py, in MANY and ONE): upload_s3.py's engine, obstore.put from as many "
+        "- The floors (bench/floor_upload.py, in MANY, ONE and WAN): upload_s3.py's engine, obstore.put from as many "
         "threads, with nothing around it ('puts only'), and with only what each file needs ('what each file needs': "
         "the day folders listed first, MD5 and SHA-256, x-amz-checksum-sha256 and the lineage metadata, the ETag "
         "checked, the two console lines), to show how near s5cmd any program on this engine can come.",
@@ -1631,7 +1637,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         facts = machine_facts(ctx, find_weed(), [program for program in (current, baseline) if program is not None])
         print(f"bench: SeaweedFS at {server.endpoint}; BIG {human(big.total_bytes)}, MANY {len(many.files)} files")
         # WIDE and HUNDRED last: after their buckets (80,000 and 400,000 objects with --baseline) were deleted, the
-        # server used three times the CPU for the same 2,000 uploads over WAN that followed (s5cmd: 5.9 against 1.9 s).
+        # server used three times the CPU for the same 2,000 uploads over WAN that followed (s5cmd: 5.9 against 1.9
+        # CPU-seconds).
         if "rounds" in only:
             run_rounds(bench, big, many)
         if "wan" in only:
