@@ -1450,15 +1450,15 @@ def write_report(
         "",
         f"- BIG: {len(big.files)} files, {human(big.total_bytes)} (movies.csv + series.csv); "
         f"MANY: {len(many.files)} files, {human(many.total_bytes)} in nested folders.",
-        f"- {args.rounds} rounds; in each round every tool runs once per scenario, in an order shuffled per round "
-        "(the same orders in every run), each into a fresh bucket (a warm-up object is written first, so volume "
-        "allocation is not timed). "
+        f"- {args.rounds} rounds; in each round every tool runs once per scenario, each into a fresh bucket (a "
+        "warm-up object is written first, so volume allocation is not timed), each tool first in turn and the others "
+        "in a seeded random order (the same orders in every run). "
         f"Over the emulated WAN: {args.wan_rounds} rounds, {args.wan_delay_ms} ms added to each direction "
         f"(+{2 * args.wan_delay_ms} ms per request-response round trip).",
         "- The floors (bench/floor_upload.py, in MANY, ONE and WAN): upload_s3.py's engine, obstore.put from as many "
         "threads, with nothing around it ('puts only'), and with only what each file needs ('what each file needs': "
         "the day folders listed first, MD5 and SHA-256, x-amz-checksum-sha256 and the lineage metadata, the ETag "
-        "checked, the two console lines), to show how near s5cmd any program on this engine can come.",
+        "checked, the two console lines): they split the gap to s5cmd between the engine and the rest of the program.",
         f"- WIDE: {args.wide_count} files like MANY's. Each tool uploads them once (one run, verified, in the "
         f"table as {WIDE_UPLOAD!r}, after one upload by s5cmd cp that is not measured, to warm the server up), then "
         f"re-runs into its own bucket once per round ({WIDE_NOOP!r}).",
