@@ -155,9 +155,9 @@ def upload_all(
     concurrency = settings.run.concurrency
     flight: Flight[Job, Outcome] = Flight(concurrency, 2 * concurrency, stop, reporter.outcome)
     sender = Sender(settings, reporter, stop, Transfer(destination, settings, stop, reporter.tally.add_bytes, run_id))
-    helper = worth_a_helper(destination.remote.values(), inventory.files, inventory.bytes)
+    use_helper = worth_a_helper(destination.remote.values(), inventory.files, inventory.bytes)
     try:
-        with flight, reporter.ticker(), SkipChecks(settings.output.records_content, stop, helper) as checks:
+        with flight, reporter.ticker(), SkipChecks(settings.output.records_content, stop, use_helper) as checks:
             for item in plan_jobs(settings, inventory, destination.remote):
                 if isinstance(item, Problem):
                     reporter.problem(item)

@@ -67,7 +67,7 @@ def all_checked(checks: SkipChecks, jobs: list[Job]) -> Iterator[tuple[Job, Read
 
 
 def with_a_helper(with_stats: bool = False, stop: threading.Event | None = None) -> SkipChecks:
-    checks = SkipChecks(with_stats, stop or threading.Event(), worth_a_helper=True)
+    checks = SkipChecks(with_stats, stop or threading.Event(), use_helper=True)
     assert checks.helper is not None
     return checks
 
@@ -167,7 +167,7 @@ def test_when_the_helper_dies_the_calling_thread_checks_the_rest(
 LEFT_BEHIND = """
 import os, threading
 from s3_landing.transfer.unchanged import SkipChecks
-checks = SkipChecks(False, threading.Event(), worth_a_helper=True)
+checks = SkipChecks(False, threading.Event(), use_helper=True)
 print(checks.helper.submit(os.getpid).result(), flush=True)
 os._exit(0)  # as a second Ctrl-C leaves: no shut-down of the helper
 """
@@ -199,7 +199,7 @@ def test_only_a_run_with_enough_to_check_on_both_sides_starts_a_helper() -> None
 
 def test_without_a_helper_the_calling_thread_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     jobs = jobs_of(small_files(tmp_path / "data", 3))
-    with SkipChecks(False, threading.Event(), worth_a_helper=False) as checks:
+    with SkipChecks(False, threading.Event(), use_helper=False) as checks:
         assert checks.helper is None
         assert [read for _, read in all_checked(checks, jobs)] == [read_by_hand(job.source, False) for job in jobs]
 
@@ -207,7 +207,7 @@ def test_without_a_helper_the_calling_thread_checks(tmp_path: Path, monkeypatch:
         raise OSError(38, "Function not implemented")
 
     monkeypatch.setattr(multiprocessing, "get_context", no_processes)
-    with SkipChecks(False, threading.Event(), worth_a_helper=True) as checks:
+    with SkipChecks(False, threading.Event(), use_helper=True) as checks:
         assert checks.helper is None
         assert [read for _, read in all_checked(checks, jobs)] == [read_by_hand(job.source, False) for job in jobs]
 

@@ -126,10 +126,10 @@ class SkipChecks:
     """read_unchanged on the helper, BATCH_FILES jobs at a time, or in the calling thread without one; the results
     come back in the order given. A batch the helper could not take, or did not answer, is checked here."""
 
-    def __init__(self, with_stats: bool, stop: threading.Event, worth_a_helper: bool) -> None:
+    def __init__(self, with_stats: bool, stop: threading.Event, use_helper: bool) -> None:
         self.with_stats = with_stats
         self.stop = stop
-        self.helper = start_helper() if worth_a_helper else None
+        self.helper = start_helper() if use_helper else None
         self.helper_failed = False
         self.batch: list[Job] = []
         self.batch_bytes = 0
